@@ -1,0 +1,74 @@
+"""The `docent` command: ingest, ask and serve."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from core.checkpoints import open_checkpointer
+from core.context import DocentContext
+from core.services import open_services
+from core.settings import get_settings
+from graph.build import build_graph
+from graph.turn import TurnResult, run_turn
+from ingest.cli import ingest
+
+app = typer.Typer(
+    help="Docent: ask questions about your web pages and PDFs, with citations.", no_args_is_help=True
+)
+app.command()(ingest)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    thread: Annotated[str | None, typer.Option(help="Continue this thread id.")] = None,
+    k: Annotated[int | None, typer.Option(min=1, max=50, help="Passages to retrieve.")] = None,
+    collection: Annotated[str | None, typer.Option(help="Collection to search.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the /invoke output object.")] = False,
+) -> None:
+    """Answer a question from the ingested documents, in-process, with the same graph the server runs."""
+    result = asyncio.run(_ask(question, thread, DocentContext(k=k, collection=collection)))
+    if as_json:
+        typer.echo(json.dumps(result.output(), indent=2, ensure_ascii=False))
+        return
+    console = Console()
+    console.print(result.answer, highlight=False)
+    if result.citations:
+        console.print()
+    for citation in result.citations:
+        name = Path(citation["source"]).name if "://" not in citation["source"] else citation["source"]
+        page = f", page {citation['page']}" if citation["page"] is not None else ""
+        console.print(f"[{citation['n']}] {name}{page} — {citation['title']}", highlight=False, markup=False)
+    console.print(f"\nmodel: {result.model}  thread: {result.thread_id}", style="dim", highlight=False)
+
+
+async def _ask(question: str, thread: str | None, context: DocentContext) -> TurnResult:
+    settings = get_settings()
+    services = await asyncio.to_thread(open_services, settings)
+    try:
+        async with open_checkpointer(settings) as checkpointer:
+            graph = build_graph(services, checkpointer)
+            return await run_turn(graph, question, thread_id=thread, context=context)
+    finally:
+        services.close()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the HTTP API with uvicorn."""
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

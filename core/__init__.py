@@ -1,0 +1,1 @@
+"""Settings, model providers and store access shared by every layer."""

@@ -1,0 +1,42 @@
+"""The answering seam: every answerer (extractive now, LLMs later) turns passages into an Answer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from core.passages import Citation, Passage, Usage
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer with the citations its `[n]` markers refer to, and what produced it."""
+
+    text: str
+    citations: list[Citation]
+    model: str
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True)
+class AnswerRequest:
+    """One turn to answer: passage i is cited as `[i+1]`; `history` holds earlier messages, oldest first."""
+
+    question: str
+    search_query: str
+    passages: Sequence[Passage]
+    history: Sequence[str] = ()
+
+
+class Answerer(Protocol):
+    """Turns a question and its retrieved passages into a cited answer."""
+
+    @property
+    def model(self) -> str:
+        """The name every output reports as `model`."""
+        ...
+
+    async def answer(self, request: AnswerRequest) -> Answer:
+        """Answer from the passages only."""
+        ...

@@ -1,0 +1,36 @@
+"""The shapes that flow from retrieval to answers: passages, citations and token usage."""
+
+from __future__ import annotations
+
+from typing_extensions import TypedDict
+
+
+class Passage(TypedDict):
+    """One retrieved chunk with its provenance and cosine similarity to the search query."""
+
+    chunk_id: str
+    text: str
+    source: str
+    title: str
+    page: int | None
+    section: str | None
+    score: float
+
+
+class Citation(TypedDict):
+    """A numbered reference `[n]` in an answer, pointing at the passage it quotes."""
+
+    n: int
+    source: str
+    title: str
+    page: int | None
+    snippet: str
+    chunk_id: str
+
+
+class Usage(TypedDict):
+    """Tokens a model reported (or that were estimated) for one answer."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int

@@ -1,0 +1,120 @@
+"""The records database: one durable row per answered turn (SQLite by default)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from core.passages import Citation, Usage
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS turns (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    thread_id TEXT NOT NULL,
+    run_id TEXT,
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    citations TEXT NOT NULL,
+    model TEXT NOT NULL,
+    latency_ms REAL NOT NULL,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS turns_thread ON turns (thread_id, id);
+"""
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    """What Docent keeps of one question and its answer."""
+
+    thread_id: str
+    question: str
+    answer: str
+    citations: list[Citation]
+    model: str
+    latency_ms: float
+    run_id: str | None = None
+    usage: Usage | None = None
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
+
+
+class SqliteRecords:
+    """Turn records in one SQLite file; each write is committed (and fsynced) before it returns."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.executescript(_SCHEMA)
+
+    def add_turn(self, record: TurnRecord) -> None:
+        """Store one turn durably."""
+        usage: Usage | dict[str, int] = record.usage or {}
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO turns (thread_id, run_id, question, answer, citations, model, latency_ms,"
+                " prompt_tokens, completion_tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.thread_id,
+                    record.run_id,
+                    record.question,
+                    record.answer,
+                    json.dumps(record.citations),
+                    record.model,
+                    record.latency_ms,
+                    usage.get("prompt_tokens"),
+                    usage.get("completion_tokens"),
+                    record.created_at,
+                ),
+            )
+
+    def turns(self, thread_id: str) -> list[TurnRecord]:
+        """A thread's turns, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT thread_id, run_id, question, answer, citations, model, latency_ms, prompt_tokens,"
+                " completion_tokens, created_at FROM turns WHERE thread_id = ? ORDER BY id",
+                (thread_id,),
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def close(self) -> None:
+        """Close the database file."""
+        with self._lock:
+            self._conn.close()
+
+
+def _record(row: tuple[Any, ...]) -> TurnRecord:
+    thread_id, run_id, question, answer, citations, model, latency_ms, prompt, completion, created_at = row
+    usage: Usage | None = None
+    if prompt is not None or completion is not None:
+        usage = Usage(
+            prompt_tokens=prompt or 0,
+            completion_tokens=completion or 0,
+            total_tokens=(prompt or 0) + (completion or 0),
+        )
+    return TurnRecord(
+        thread_id=thread_id,
+        run_id=run_id,
+        question=question,
+        answer=answer,
+        citations=json.loads(citations),
+        model=model,
+        latency_ms=latency_ms,
+        usage=usage,
+        created_at=created_at,
+    )
+
+
+def record_as_dict(record: TurnRecord) -> dict[str, Any]:
+    """A record as plain JSON-ready data."""
+    return asdict(record)

@@ -1,0 +1,1 @@
+"""The Docent graph: append message → retrieve → summarize → persist."""

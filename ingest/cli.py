@@ -1,0 +1,89 @@
+"""`docent ingest`: fill a Chroma collection from URLs, files and directories, with progress and a summary."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from core.providers import make_embedder
+from core.settings import get_settings
+from core.vectorstore import EmbeddingMismatchError, VectorStore, open_chroma
+from ingest.pipeline import Ingestor, IngestSummary
+
+
+def ingest(
+    items: Annotated[
+        list[str], typer.Argument(help="URLs, files (.html .htm .txt .md .pdf) or directories.")
+    ],
+    collection: Annotated[
+        str | None, typer.Option(help="Chroma collection (default: DOCENT_COLLECTION).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Ingest sources; a bad item is reported and the rest go on. Exit code 1 when any item failed."""
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # font warnings are noise; real failures are reported
+    settings = get_settings()
+    err = Console(stderr=True)
+    embedder = make_embedder(settings)
+    ingestor = Ingestor(
+        settings,
+        embedder,
+        VectorStore(open_chroma(settings), model_id=embedder.model_id, dimension=embedder.dimension),
+    )
+    progress = Progress(
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=err,
+        disable=as_json,
+    )
+    try:
+        with progress:
+            task = progress.add_task("", total=ingestor.planned(items))
+            summary = ingestor.run(
+                items,
+                collection=collection,
+                on_progress=lambda source: progress.update(task, advance=1, description=_short(source)),
+            )
+    except EmbeddingMismatchError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), indent=2))
+    else:
+        _print_summary(Console(), summary)
+    if summary.failures:
+        raise typer.Exit(1)
+
+
+def _short(source: str, width: int = 60) -> str:
+    return source if len(source) <= width else "…" + source[-(width - 1) :]
+
+
+def _print_summary(console: Console, summary: IngestSummary) -> None:
+    table = Table(
+        title=f"Ingested into collection {summary.collection!r} in {summary.seconds:.1f}s", show_header=False
+    )
+    for label, value in (
+        ("sources ingested", summary.sources),
+        ("pages", summary.pages),
+        ("chunks added", summary.chunks_added),
+        ("chunks skipped (already stored)", summary.chunks_skipped),
+        ("failures", len(summary.failures)),
+    ):
+        table.add_row(label, str(value))
+    console.print(table)
+    for problem in summary.warnings:
+        console.print(f"[yellow]warning[/yellow] {problem.source}: {problem.reason}")
+    for problem in summary.ignored:
+        console.print(f"[dim]ignored {problem.source}: {problem.reason}[/dim]")
+    for problem in summary.failures:
+        console.print(f"[red]failed[/red] {problem.source}: {problem.reason}")

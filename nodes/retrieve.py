@@ -1,0 +1,60 @@
+"""Node 2: build a search query from the latest message (and, for follow-ups, recent turns); fetch top-k."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.messages import AnyMessage, HumanMessage
+from langgraph.runtime import Runtime
+from typing_extensions import TypedDict
+
+from core.context import DocentContext
+from core.retrieval import Retriever
+from core.settings import Settings
+from core.text import terms
+
+# A message that leans on an earlier turn: it opens with a connective or points back with a pronoun.
+_FOLLOW_UP = re.compile(
+    r"^\s*(and|but|so|also|then|what about|how about|why|how come)\b"
+    r"|\b(it|its|that|this|these|those|they|them|their|theirs|he|him|his|she|her|hers|there|one|ones|same)\b",
+    re.IGNORECASE,
+)
+_SHORT = 3  # content terms: a message this short rarely names its topic
+
+
+class RetrieveInput(TypedDict):
+    """The thread's messages, the latest last."""
+
+    messages: list[AnyMessage]
+
+
+def is_follow_up(message: str) -> bool:
+    """True when the message probably depends on earlier turns to make sense."""
+    return bool(_FOLLOW_UP.search(message)) or len(terms(message)) <= _SHORT
+
+
+def build_search_query(messages: Sequence[AnyMessage], history_turns: int) -> str:
+    """The latest user message; for a follow-up, prefixed with up to `history_turns` earlier user messages."""
+    asked = [m.text for m in messages if isinstance(m, HumanMessage)]
+    if not asked:
+        return ""
+    latest = asked[-1]
+    earlier = asked[:-1][-history_turns:] if history_turns else []
+    if not earlier or not is_follow_up(latest):
+        return latest
+    return "\n".join([*earlier, latest])
+
+
+async def retrieve(
+    state: RetrieveInput, runtime: Runtime[DocentContext], *, retriever: Retriever, settings: Settings
+) -> dict[str, Any]:
+    """Top-k passages with scores for the built query (Chroma and ONNX run in a worker thread)."""
+    query = build_search_query(state["messages"], settings.history_turns)
+    knobs = runtime.context or DocentContext()
+    k = knobs.k or settings.k
+    collection = knobs.collection or settings.collection
+    contexts = await asyncio.to_thread(retriever.search, query, k=k, collection=collection)
+    return {"search_query": query, "contexts": contexts}

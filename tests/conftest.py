@@ -1,0 +1,44 @@
+"""Shared fixtures: settings on a temp data dir, opened services, and a corpus already ingested."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.embeddings import OnnxMiniLMEmbedder
+from core.providers import make_embedder
+from core.services import Services, open_services
+from core.settings import Settings
+from ingest.pipeline import Ingestor
+from tests.helpers import SAMPLE_CORPUS
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings whose every store lives in this test's temp dir."""
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def embedder() -> OnnxMiniLMEmbedder:
+    """The real ONNX embedder, loaded once per test session."""
+    return make_embedder(Settings())
+
+
+@pytest.fixture
+def services(settings: Settings, embedder: OnnxMiniLMEmbedder, monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
+    """Real Chroma and SQLite under the temp dir, sharing the session's embedder."""
+    monkeypatch.setattr("core.services.make_embedder", lambda _settings: embedder)
+    opened = open_services(settings)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def sample_services(services: Services) -> Services:
+    """Services whose default collection holds the repo's sample corpus."""
+    summary = Ingestor(services.settings, services.embedder, services.vectors).run([str(SAMPLE_CORPUS)])
+    assert not summary.failures and summary.chunks_added > 0
+    return services
