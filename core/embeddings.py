@@ -83,6 +83,10 @@ class OnnxMiniLMEmbedder(Embeddings):
         normalised: np.ndarray = pooled / np.clip(norms, 1e-12, None)
         return normalised
 
+    def token_counts(self, texts: list[str]) -> list[int]:
+        """Word pieces per text after truncation, special tokens included."""
+        return [sum(e.attention_mask) for e in self._tokenizer.encode_batch(texts)]
+
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """LangChain interface: embed many texts."""
         vectors: list[list[float]] = self.embed(texts).tolist()

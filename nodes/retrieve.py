@@ -22,7 +22,7 @@ _FOLLOW_UP = re.compile(
     r"|\b(it|its|that|this|these|those|they|them|their|theirs|he|him|his|she|her|hers|there|one|ones|same)\b",
     re.IGNORECASE,
 )
-_SHORT = 3  # content terms: a message this short rarely names its topic
+_SHORT = 2  # content terms: a message this short rarely names its topic
 
 
 class RetrieveInput(TypedDict):

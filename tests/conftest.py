@@ -28,7 +28,9 @@ def embedder() -> OnnxMiniLMEmbedder:
 
 
 @pytest.fixture
-def services(settings: Settings, embedder: OnnxMiniLMEmbedder, monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
+def services(
+    settings: Settings, embedder: OnnxMiniLMEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Services]:
     """Real Chroma and SQLite under the temp dir, sharing the session's embedder."""
     monkeypatch.setattr("core.services.make_embedder", lambda _settings: embedder)
     opened = open_services(settings)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -34,10 +34,16 @@ def docent_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_docent(args: list[str], env: Mapping[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_docent(
+    args: list[str], env: Mapping[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run the installed `docent` console command."""
     return subprocess.run(
-        [str(VENV_BIN / "docent"), *args], env=dict(env), capture_output=True, text=True, timeout=timeout,
+        [str(VENV_BIN / "docent"), *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         cwd=REPO_ROOT,
     )
 
@@ -58,12 +64,19 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 9
 
 
 @contextmanager
-def running(command: list[str], env: Mapping[str, str], ready_url: str, log: Path,
-            timeout: float = 90) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    command: list[str], env: Mapping[str, str], ready_url: str, log: Path, timeout: float = 90
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start a server process, wait for ready_url, and always stop it (and its children) afterwards."""
     with log.open("wb") as out:
-        process = subprocess.Popen(command, env=dict(env), stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            start_new_session=True,
+        )
         try:
             wait_until_up(ready_url, process, timeout)
             yield process
@@ -82,10 +95,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, 15)
         process.wait(timeout=15)
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(process.pid, 9)
-        except ProcessLookupError:
-            pass
         process.wait(timeout=5)
 
 
