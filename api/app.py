@@ -4,35 +4,46 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib.metadata import version
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from api.routes import health, invoke
 from core.checkpoints import open_checkpointer
 from core.providers import UnknownModelError
-from core.services import open_services
+from core.services import Services, open_services
 from core.settings import Settings, get_settings
 from core.vectorstore import EmbeddingMismatchError
 from graph.build import build_graph
 
+Resources = tuple[Services, BaseCheckpointSaver[str]]
+ResourceOpener = Callable[[Settings], AbstractAsyncContextManager[Resources]]
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; nothing heavy happens until the lifespan starts."""
+
+@asynccontextmanager
+async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+    """Open the services (in a worker thread: ONNX and Chroma block) and the checkpointer."""
+    services = await asyncio.to_thread(open_services, settings)
+    try:
+        async with open_checkpointer(settings) as checkpointer:
+            yield services, checkpointer
+    finally:
+        services.close()
+
+
+def create_app(settings: Settings | None = None, *, resources: ResourceOpener = open_resources) -> FastAPI:
+    """Build the app; nothing heavy happens until the lifespan opens `resources` (once per process)."""
     config = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await asyncio.to_thread(open_services, config)
-        try:
-            async with open_checkpointer(config) as checkpointer:
-                app.state.services = services
-                app.state.graph = build_graph(services, checkpointer)
-                yield
-        finally:
-            services.close()
+        async with resources(config) as (services, checkpointer):
+            app.state.services = services
+            app.state.graph = build_graph(services, checkpointer)
+            yield
 
     app = FastAPI(
         title="Docent",
