@@ -19,12 +19,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def corpus_chunks(corpus: Path, tokens: int, count: int) -> list[str]:
-    """Consecutive word windows of about `tokens` word pieces (~0.62 words per piece here) from the corpus."""
+    """Consecutive word windows of about `tokens` word pieces (~0.79 words per piece here) from the corpus."""
     words: list[str] = []
     for path in sorted(corpus.rglob("*")):
         if path.suffix.lower() in {".pdf", ".html", ".htm", ".txt", ".md"}:
             words += " ".join(page.text for page in load_path(path).pages).split()
-    size = max(1, int(tokens * 0.62))
+    size = max(1, int(tokens * 0.79))
     windows = [" ".join(words[i : i + size]) for i in range(0, len(words) - size, size)]
     return (windows * (count // max(1, len(windows)) + 1))[:count]
 

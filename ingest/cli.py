@@ -7,9 +7,11 @@ import logging
 from typing import Annotated
 
 import typer
+from chromadb.errors import InvalidArgumentError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from core.providers import make_embedder
 from core.settings import get_settings
@@ -36,25 +38,35 @@ def ingest(
         embedder,
         VectorStore(open_chroma(settings), model_id=embedder.model_id, dimension=embedder.dimension),
     )
+    # A live bar needs a terminal; in logs and pipes, each finished source gets its own line instead.
+    as_lines = not as_json and not err.is_terminal
     progress = Progress(
         TextColumn("[bold]ingest"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         console=err,
-        disable=as_json,
+        disable=as_json or as_lines,
     )
     try:
         with progress:
-            task = progress.add_task("", total=ingestor.planned(items))
-            summary = ingestor.run(
-                items,
-                collection=collection,
-                on_progress=lambda source: progress.update(task, advance=1, description=_short(source)),
-            )
-    except EmbeddingMismatchError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+            total = ingestor.planned(items)
+            task = progress.add_task("", total=total)
+            done = 0
+
+            def advance(source: str) -> None:
+                nonlocal done
+                done += 1
+                progress.update(task, advance=1, description=_short(source))
+                if as_lines:
+                    err.print(
+                        f"ingest {done}/{total} {source}", markup=False, highlight=False, soft_wrap=True
+                    )
+
+            summary = ingestor.run(items, collection=collection, on_progress=advance)
+    except (EmbeddingMismatchError, InvalidArgumentError) as exc:  # a collection this run cannot write to
+        err.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False)
         raise typer.Exit(2) from exc
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
@@ -69,9 +81,12 @@ def _short(source: str, width: int = 60) -> str:
 
 
 def _print_summary(console: Console, summary: IngestSummary) -> None:
-    table = Table(
-        title=f"Ingested into collection {summary.collection!r} in {summary.seconds:.1f}s", show_header=False
+    console.print(
+        f"Ingested into collection {summary.collection!r} in {summary.seconds:.1f}s",
+        markup=False,
+        highlight=False,
     )
+    table = Table(show_header=False)
     for label, value in (
         ("sources ingested", summary.sources),
         ("pages", summary.pages),
@@ -81,9 +96,12 @@ def _print_summary(console: Console, summary: IngestSummary) -> None:
     ):
         table.add_row(label, str(value))
     console.print(table)
-    for problem in summary.warnings:
-        console.print(f"[yellow]warning[/yellow] {problem.source}: {problem.reason}")
-    for problem in summary.ignored:
-        console.print(f"[dim]ignored {problem.source}: {problem.reason}[/dim]")
-    for problem in summary.failures:
-        console.print(f"[red]failed[/red] {problem.source}: {problem.reason}")
+    # Sources and reasons are user data: never markup (a file may be named "[b].pdf"), never wrapped mid-path.
+    for style, label, problems in (
+        ("yellow", "warning", summary.warnings),
+        ("dim", "ignored", summary.ignored),
+        ("red", "failed", summary.failures),
+    ):
+        for problem in problems:
+            line = Text.assemble((label, style), f" {problem.source}: {problem.reason}")
+            console.print(line, soft_wrap=True, highlight=False)

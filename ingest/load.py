@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 from dataclasses import dataclass, field
@@ -10,7 +11,8 @@ from pathlib import Path
 import httpx
 import pypdf
 from bs4 import BeautifulSoup
-from pypdf.errors import PdfReadError, PdfStreamError
+from bs4.dammit import EncodingDetector
+from bs4.element import NavigableString, PreformattedString, Tag
 
 from core.text import squash
 
@@ -18,6 +20,10 @@ HTML_SUFFIXES = frozenset({".html", ".htm"})
 TEXT_SUFFIXES = frozenset({".txt", ".md"})
 PDF_SUFFIXES = frozenset({".pdf"})
 SUPPORTED_SUFFIXES = HTML_SUFFIXES | TEXT_SUFFIXES | PDF_SUFFIXES
+SUPPORTED_LIST = " ".join(sorted(SUPPORTED_SUFFIXES))
+PDF_CONTENT_TYPES = frozenset({"application/pdf", "application/x-pdf"})
+HTML_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+TEXT_CONTENT_TYPES = frozenset({"text/plain", "text/markdown", "text/x-markdown"})
 BOILERPLATE_TAGS = (
     "script",
     "style",
@@ -30,7 +36,17 @@ BOILERPLATE_TAGS = (
     "svg",
     "template",
 )
+SECTION_HEADINGS = ("h1", "h2", "h3", "h4")
+# Blocks whose whole text is one paragraph; any other tag holding blocks is walked into.
+TEXT_BLOCKS = (
+    *("p", "li", "pre", "td", "th", "blockquote", "dd", "dt", "h5", "h6"),
+    *("figcaption", "caption", "address", "summary"),
+)
+CONTAINERS = ("div", "section", "article", "main")
 _HYPHEN_BREAK = re.compile(r"(\w)-\s*\n\s*(?=[a-z])")
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+# Browsers read these labels as windows-1252, a superset that also maps 0x80-0x9F (e.g. the euro sign).
+_WINDOWS_1252_ALIASES = frozenset({"latin-1", "iso8859-1", "ascii", "cp1252"})
 
 
 class LoadError(Exception):
@@ -61,6 +77,8 @@ class LoadedDocument:
 def load_path(path: Path) -> LoadedDocument:
     """Load a local HTML, text/Markdown or PDF file."""
     suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise LoadError(f"unsupported file type {suffix or '(none)'}: expected one of {SUPPORTED_LIST}")
     source = str(path.resolve())
     try:
         data = path.read_bytes()
@@ -70,11 +88,7 @@ def load_path(path: Path) -> LoadedDocument:
         return load_pdf(data, source=source, fallback_title=path.name)
     if suffix in HTML_SUFFIXES:
         return load_html(data, source=source, fallback_title=path.name)
-    if suffix in TEXT_SUFFIXES:
-        return _text_document(data.decode("utf-8", errors="replace"), source=source, title=path.name)
-    raise LoadError(
-        f"unsupported file type {suffix or '(none)'}: expected one of {sorted(SUPPORTED_SUFFIXES)}"
-    )
+    return _text_document(decode_text(data), source=source, title=path.name)
 
 
 def load_url(url: str, client: httpx.Client) -> LoadedDocument:
@@ -82,31 +96,48 @@ def load_url(url: str, client: httpx.Client) -> LoadedDocument:
     try:
         response = client.get(url)
     except httpx.TimeoutException as exc:
-        raise LoadError(f"timed out fetching URL ({type(exc).__name__})") from exc
+        seconds = client.timeout.read or client.timeout.connect
+        after = f" after {seconds:g}s" if seconds else ""
+        raise LoadError(
+            f"timed out{after} fetching URL ({type(exc).__name__}); "
+            "raise DOCENT_HTTP_TIMEOUT_S if the server is just slow"
+        ) from exc
     except httpx.TooManyRedirects as exc:
         raise LoadError("too many redirects") from exc
     except httpx.HTTPError as exc:
         raise LoadError(f"cannot fetch URL: {exc}") from exc
+    except httpx.InvalidURL as exc:
+        raise LoadError(f"invalid URL: {exc}") from exc
     if response.status_code >= 400:
         raise LoadError(f"HTTP {response.status_code} {response.reason_phrase}".rstrip())
     content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-    name = url.rstrip("/").rsplit("/", 1)[-1] or url
-    if content_type == "application/pdf" or (not content_type and name.lower().endswith(".pdf")):
-        return load_pdf(response.content, source=url, fallback_title=name)
-    if content_type in ("text/html", "application/xhtml+xml", ""):
-        return load_html(response.content, source=url, fallback_title=url, encoding=response.charset_encoding)
-    if content_type in ("text/plain", "text/markdown"):
-        return _text_document(response.text, source=url, title=name)
-    raise LoadError(f"unsupported content type {content_type!r}")
+    name = response.url.path.rstrip("/").rsplit("/", 1)[-1] or url
+    data = response.content
+    if content_type in PDF_CONTENT_TYPES or (
+        content_type in ("", "application/octet-stream") and data[:1024].find(b"%PDF-") >= 0
+    ):
+        return load_pdf(data, source=url, fallback_title=name)
+    if content_type in HTML_CONTENT_TYPES or not content_type:
+        return load_html(data, source=url, fallback_title=url, encoding=response.charset_encoding)
+    if content_type in TEXT_CONTENT_TYPES:
+        return _text_document(decode_text(data, response.charset_encoding), source=url, title=name)
+    raise LoadError(f"unsupported content type {content_type!r}: expected HTML, plain text or PDF")
 
 
 def load_html(
     data: bytes, *, source: str, fallback_title: str, encoding: str | None = None
 ) -> LoadedDocument:
-    """Clean HTML into sections (one per heading), dropping scripts, styles, navigation and footers."""
-    soup = BeautifulSoup(data, "html.parser", from_encoding=encoding)
-    title = squash(soup.title.get_text()) if soup.title and soup.title.get_text(strip=True) else ""
+    """Clean HTML into sections (one per heading), dropping scripts, styles, navigation and footers.
+
+    `encoding` is the charset the server declared; it wins over a <meta> declaration, as in browsers.
+    """
+    declared = EncodingDetector.find_declared_encoding(data, is_html=True)
+    soup = BeautifulSoup(decode_text(data, encoding, declared), "html.parser")
+    title_tag = next((t for t in soup.find_all("title") if t.find_parent("svg") is None), None)
+    title = squash(title_tag.get_text()) if title_tag is not None else ""
     for tag in soup(BOILERPLATE_TAGS):
+        if tag.name == "header" and tag.find_parent(["article", "main"]) is not None:
+            continue  # an article's own header holds its headline, not site chrome
         tag.decompose()
     body = soup.body or soup
     h1 = body.find("h1")
@@ -114,15 +145,8 @@ def load_html(
     pages: list[Page] = []
     section: str | None = None
     lines: list[str] = []
-    for element in body.find_all(
-        ["h1", "h2", "h3", "h4", "p", "li", "pre", "td", "th", "blockquote", "dd", "dt"]
-    ):
-        if element.find_parent(["p", "li", "td", "th", "blockquote", "dd", "dt", "pre"]) is not None:
-            continue  # already counted through its parent
-        text = squash(element.get_text(" "))
-        if not text:
-            continue
-        if element.name in ("h1", "h2", "h3", "h4"):
+    for name, text in _blocks(body):
+        if name in SECTION_HEADINGS:
             if lines:
                 pages.append(Page(text="\n\n".join(lines), section=section))
             section, lines = text, [text]
@@ -131,49 +155,131 @@ def load_html(
     if lines:
         pages.append(Page(text="\n\n".join(lines), section=section))
     if not pages:
-        loose = squash(body.get_text(" "))
-        if loose:
-            pages.append(Page(text=loose))
-    if not pages:
         raise LoadError("no text found in HTML")
     return LoadedDocument(source=source, title=title, kind="html", pages=pages)
+
+
+def _blocks(node: Tag) -> list[tuple[str, str]]:
+    """(tag name, text) of each heading and paragraph in document order; loose text becomes a paragraph."""
+    blocks: list[tuple[str, str]] = []
+    loose: list[str] = []
+
+    def flush() -> None:
+        if text := squash("".join(loose)):  # the strings carry their own spacing
+            blocks.append(("p", text))
+        loose.clear()
+
+    for child in node.children:
+        if isinstance(child, NavigableString):
+            if not isinstance(child, PreformattedString):  # comments, doctypes, CDATA
+                loose.append(str(child))
+        elif not isinstance(child, Tag):
+            continue
+        elif child.name in SECTION_HEADINGS or child.name in TEXT_BLOCKS:
+            flush()
+            if text := squash(child.get_text(" ")):
+                blocks.append((child.name, text))
+        elif child.name in CONTAINERS or child.find([*SECTION_HEADINGS, *TEXT_BLOCKS]) is not None:
+            flush()
+            blocks.extend(_blocks(child))
+        else:
+            loose.append(child.get_text(" "))  # inline markup: part of the surrounding text
+    flush()
+    return blocks
 
 
 def load_pdf(data: bytes, *, source: str, fallback_title: str) -> LoadedDocument:
     """Extract each page's text layer with pypdf; pages keep their 1-based number."""
     if not data:
         raise LoadError("empty file (0 bytes), not a PDF")
+    if data[:1024].find(b"%PDF-") < 0:
+        raise LoadError("not a PDF: no %PDF- header (another kind of file, named or served as a PDF?)")
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise LoadError("encrypted PDF: a password is required")
-        raw_pages = [page.extract_text() or "" for page in reader.pages]
-        metadata_title = (reader.metadata.title if reader.metadata else None) or ""
-    except LoadError:
-        raise
-    except (PdfReadError, PdfStreamError, ValueError, KeyError, TypeError) as exc:
-        raise LoadError(f"corrupt PDF: {exc}") from exc
-    if not raw_pages:
+        encrypted = reader.is_encrypted
+    except Exception as exc:  # pypdf raises many exception types on damaged files
+        raise LoadError(f"corrupt PDF, cannot be parsed ({_describe(exc)})") from exc
+    if encrypted:
+        try:
+            opened = bool(reader.decrypt(""))
+        except Exception as exc:
+            raise LoadError(f"encrypted PDF that cannot be opened ({_describe(exc)})") from exc
+        if not opened:
+            raise LoadError("encrypted PDF: it needs a password; ingest a decrypted copy instead")
+    try:
+        page_count = len(reader.pages)
+    except Exception as exc:
+        raise LoadError(f"corrupt PDF, its page tree cannot be read ({_describe(exc)})") from exc
+    if not page_count:
         raise LoadError("PDF has no pages")
     pages: list[Page] = []
-    empty: list[int] = []
-    for number, raw in enumerate(raw_pages, start=1):
+    warnings: list[str] = []
+    extraction_error: str | None = None
+    for number in range(1, page_count + 1):
+        try:
+            raw = reader.pages[number - 1].extract_text() or ""
+        except Exception as exc:
+            extraction_error = extraction_error or _describe(exc)
+            warnings.append(f"page {number}: text extraction failed ({_describe(exc)}); page skipped")
+            continue
         text = _HYPHEN_BREAK.sub(r"\1", raw).strip()
         if text:
             pages.append(Page(text=text, page=number))
         else:
-            empty.append(number)
+            warnings.append(f"page {number} has no text layer (scanned image?); OCR is not supported")
+    if not pages and extraction_error is not None:
+        raise LoadError(f"corrupt PDF, no page's text can be extracted ({extraction_error})")
     if not pages:
         raise LoadError(
-            f"PDF has no text layer on any of its {len(raw_pages)} pages (scanned?); OCR is not supported"
+            f"PDF has no text layer on any of its {page_count} page(s) (scanned?); OCR is not supported"
         )
-    warnings = (
-        [f"no text layer on page(s) {', '.join(map(str, empty))}; OCR is not supported"] if empty else []
-    )
-    title = squash(str(metadata_title)) or fallback_title
     return LoadedDocument(
-        source=source, title=title, kind="pdf", pages=pages, page_count=len(raw_pages), warnings=warnings
+        source=source,
+        title=_pdf_title(reader) or fallback_title,
+        kind="pdf",
+        pages=pages,
+        page_count=page_count,
+        warnings=warnings,
     )
+
+
+def _pdf_title(reader: pypdf.PdfReader) -> str:
+    try:
+        title = reader.metadata.title if reader.metadata else None
+    except Exception:  # a damaged info dictionary only costs the title
+        return ""
+    return squash(str(title or ""))
+
+
+def decode_text(data: bytes, *charsets: str | None) -> str:
+    """Decode bytes: a BOM first, then the first known declared charset, then UTF-8, then windows-1252."""
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom) :].decode(codec, errors="replace")
+    for charset in charsets:
+        if charset and (declared := _codec(charset)):
+            return data.decode(declared, errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def _codec(charset: str) -> str | None:
+    try:
+        name = codecs.lookup(charset.strip().strip("\"'")).name
+    except LookupError:
+        return None
+    if name in _WINDOWS_1252_ALIASES:
+        return "cp1252"
+    if name.startswith(("utf-16", "utf-32")):
+        return None  # declared inside ASCII-compatible bytes without a BOM: cannot be true
+    return name
+
+
+def _describe(exc: Exception) -> str:
+    text = squash(str(exc)) or type(exc).__name__
+    return text if len(text) <= 160 else text[:159] + "…"
 
 
 def _text_document(text: str, *, source: str, title: str) -> LoadedDocument:

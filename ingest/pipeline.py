@@ -7,13 +7,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urldefrag
 
 import httpx
 
 from core.embeddings import OnnxMiniLMEmbedder
 from core.settings import Settings
 from core.vectorstore import VectorStore
-from ingest.load import SUPPORTED_SUFFIXES, LoadedDocument, LoadError, load_path, load_url
+from ingest.load import SUPPORTED_LIST, SUPPORTED_SUFFIXES, LoadedDocument, LoadError, load_path, load_url
 from ingest.split import make_splitter, split_document
 
 ProgressCallback = Callable[[str], None]
@@ -51,29 +52,39 @@ def is_url(item: str) -> bool:
     return item.startswith(("http://", "https://"))
 
 
-def expand_inputs(items: Iterable[str]) -> tuple[list[str], list[Problem]]:
-    """Resolve inputs to unique URLs and files; directories are walked recursively.
+def expand_inputs(items: Iterable[str]) -> tuple[list[str], list[Problem], list[Problem]]:
+    """Resolve inputs to unique URLs and files; directories are walked recursively, hidden entries skipped.
 
-    Files of unsupported types found inside directories are ignored (and listed); named explicitly, they fail.
+    Returns (targets, ignored, failures). Files of unsupported types found inside directories are ignored
+    (and listed); named explicitly, they fail when loaded. A directory with nothing to ingest is a failure.
     """
     targets: list[str] = []
     ignored: list[Problem] = []
+    failures: list[Problem] = []
     for item in items:
         if is_url(item):
-            targets.append(item)
+            targets.append(urldefrag(item).url)  # the fragment never reaches the server
             continue
         path = Path(item).expanduser()
-        if path.is_dir():
-            for child in sorted(p for p in path.rglob("*") if p.is_file()):
-                if child.suffix.lower() in SUPPORTED_SUFFIXES:
-                    targets.append(str(child.resolve()))
-                elif not child.name.startswith("."):
-                    ignored.append(
-                        Problem(str(child.resolve()), f"unsupported file type {child.suffix or '(none)'}")
-                    )
-        else:
+        if not path.is_dir():
             targets.append(str(path.resolve()) if path.exists() else item)
-    return list(dict.fromkeys(targets)), ignored
+            continue
+        found = 0
+        for child in sorted(path.rglob("*")):
+            if any(part.startswith(".") for part in child.relative_to(path).parts) or not child.is_file():
+                continue
+            if child.suffix.lower() in SUPPORTED_SUFFIXES:
+                targets.append(str(child.resolve()))
+                found += 1
+            else:
+                ignored.append(
+                    Problem(str(child.resolve()), f"unsupported file type {child.suffix or '(none)'}")
+                )
+        if not found:
+            failures.append(
+                Problem(str(path.resolve()), f"no files to ingest in directory (looked for {SUPPORTED_LIST})")
+            )
+    return list(dict.fromkeys(targets)), ignored, failures
 
 
 class Ingestor:
@@ -96,8 +107,8 @@ class Ingestor:
         started = time.perf_counter()
         name = collection or self._settings.collection
         self._vectors.collection(name)  # fail fast on a bad name or an embedding-model mismatch
-        targets, ignored = expand_inputs(items)
-        summary = IngestSummary(collection=name, ignored=ignored)
+        targets, ignored, failures = expand_inputs(items)
+        summary = IngestSummary(collection=name, failures=failures, ignored=ignored)
         with httpx.Client(
             follow_redirects=True,
             max_redirects=10,
@@ -106,8 +117,7 @@ class Ingestor:
         ) as client:
             for target in targets:
                 try:
-                    document = load_url(target, client) if is_url(target) else self._load_file(target)
-                    self._write(document, name, summary)
+                    self._write(self._load(target, client), name, summary)
                 except LoadError as exc:
                     summary.failures.append(Problem(target, str(exc)))
                 if on_progress is not None:
@@ -120,11 +130,19 @@ class Ingestor:
         return len(expand_inputs(items)[0])
 
     @staticmethod
-    def _load_file(target: str) -> LoadedDocument:
-        path = Path(target)
-        if not path.exists():
-            raise LoadError("no such file or directory")
-        return load_path(path)
+    def _load(target: str, client: httpx.Client) -> LoadedDocument:
+        """Load one target; a loader bug on some odd input fails that input, not the whole run."""
+        try:
+            if is_url(target):
+                return load_url(target, client)
+            path = Path(target)
+            if not path.exists():
+                raise LoadError("no such file or directory")
+            return load_path(path)
+        except LoadError:
+            raise
+        except Exception as exc:
+            raise LoadError(f"unexpected error while loading ({type(exc).__name__}: {exc})") from exc
 
     def _write(self, document: LoadedDocument, collection: str, summary: IngestSummary) -> None:
         chunks = split_document(document, self._splitter)
