@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED = REPO_ROOT.parent / "shared"
+SHARED = (REPO_ROOT.parent / "shared").resolve()
 ENERGY_CORPUS = SHARED / "corpus" / "energy-saving"
 SAMPLE_CORPUS = REPO_ROOT / "data" / "sample"
 VENV_BIN = Path(sys.executable).parent
