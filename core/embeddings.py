@@ -48,7 +48,7 @@ class OnnxMiniLMEmbedder(Embeddings):
     model_id = "sentence-transformers/all-MiniLM-L6-v2@onnx-int8"
     dimension = 384
 
-    def __init__(self, *, threads: int, batch_size: int = 32, max_tokens: int = 256) -> None:
+    def __init__(self, *, threads: int, batch_size: int = 8, max_tokens: int = 256) -> None:
         model_path, tokenizer_path = _model_files()
         if (digest := _sha256(model_path)) != MODEL_SHA256:
             raise EmbeddingModelError(f"{model_path} has sha256 {digest}, expected {MODEL_SHA256}")
