@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -114,7 +114,3 @@ def _record(row: tuple[Any, ...]) -> TurnRecord:
         created_at=created_at,
     )
 
-
-def record_as_dict(record: TurnRecord) -> dict[str, Any]:
-    """A record as plain JSON-ready data."""
-    return asdict(record)
