@@ -113,4 +113,3 @@ def _record(row: tuple[Any, ...]) -> TurnRecord:
         usage=usage,
         created_at=created_at,
     )
-

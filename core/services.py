@@ -9,7 +9,7 @@ from core.providers import AnswererRegistry, make_answerers, make_embedder
 from core.records import SqliteRecords
 from core.retrieval import Retriever
 from core.settings import Settings
-from core.vectorstore import VectorStore, open_chroma
+from core.vectorstore import VectorStore, open_vector_store
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Services:
 def open_services(settings: Settings) -> Services:
     """Open the embedder, Chroma, the answerer and the records DB the settings name."""
     embedder = make_embedder(settings)
-    vectors = VectorStore(open_chroma(settings), model_id=embedder.model_id, dimension=embedder.dimension)
+    vectors = open_vector_store(settings, model_id=embedder.model_id, dimension=embedder.dimension)
     return Services(
         settings=settings,
         embedder=embedder,

@@ -10,6 +10,7 @@ import numpy as np
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import InvalidArgumentError
 
 from core.passages import Passage
 from core.settings import Settings
@@ -18,7 +19,11 @@ MetadataValue = str | int | float | bool
 Metadata = Mapping[str, MetadataValue]
 
 
-class EmbeddingMismatchError(RuntimeError):
+class CollectionError(RuntimeError):
+    """A collection this process cannot use: a bad name, or another embedding model's vectors."""
+
+
+class EmbeddingMismatchError(CollectionError):
     """A collection was filled by another embedding model than the one configured."""
 
 
@@ -31,6 +36,11 @@ def open_chroma(settings: Settings) -> ClientAPI:
         )
     settings.chroma_dir.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+
+
+def open_vector_store(settings: Settings, *, model_id: str, dimension: int) -> VectorStore:
+    """The configured Chroma client, wrapped for one embedding model."""
+    return VectorStore(open_chroma(settings), model_id=model_id, dimension=dimension)
 
 
 class VectorStore:
@@ -46,12 +56,15 @@ class VectorStore:
         """Get or create a collection, refusing one made with another embedding model."""
         if (cached := self._collections.get(name)) is not None:
             return cached
-        collection = self._client.get_or_create_collection(
-            name,
-            embedding_function=None,
-            configuration={"hnsw": {"space": "cosine"}},
-            metadata={"embedding_model": self._model_id, "embedding_dimension": self._dimension},
-        )
+        try:
+            collection = self._client.get_or_create_collection(
+                name,
+                embedding_function=None,
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={"embedding_model": self._model_id, "embedding_dimension": self._dimension},
+            )
+        except InvalidArgumentError as exc:
+            raise CollectionError(f"collection {name!r}: {exc}") from exc
         stored = (collection.metadata or {}).get("embedding_model")
         if stored is not None and stored != self._model_id:
             raise EmbeddingMismatchError(

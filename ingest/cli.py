@@ -7,7 +7,6 @@ import logging
 from typing import Annotated
 
 import typer
-from chromadb.errors import InvalidArgumentError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -15,7 +14,7 @@ from rich.text import Text
 
 from core.providers import make_embedder
 from core.settings import get_settings
-from core.vectorstore import EmbeddingMismatchError, VectorStore, open_chroma
+from core.vectorstore import CollectionError, open_vector_store
 from ingest.pipeline import Ingestor, IngestSummary
 
 
@@ -33,11 +32,8 @@ def ingest(
     settings = get_settings()
     err = Console(stderr=True)
     embedder = make_embedder(settings)
-    ingestor = Ingestor(
-        settings,
-        embedder,
-        VectorStore(open_chroma(settings), model_id=embedder.model_id, dimension=embedder.dimension),
-    )
+    vectors = open_vector_store(settings, model_id=embedder.model_id, dimension=embedder.dimension)
+    ingestor = Ingestor(settings, embedder, vectors)
     # A live bar needs a terminal; in logs and pipes, each finished source gets its own line instead.
     as_lines = not as_json and not err.is_terminal
     progress = Progress(
@@ -51,21 +47,17 @@ def ingest(
     )
     try:
         with progress:
-            total = ingestor.planned(items)
-            task = progress.add_task("", total=total)
-            done = 0
+            task = progress.add_task("", total=None)
 
-            def advance(source: str) -> None:
-                nonlocal done
-                done += 1
-                progress.update(task, advance=1, description=_short(source))
+            def advance(source: str, done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total, description=_short(source))
                 if as_lines:
                     err.print(
                         f"ingest {done}/{total} {source}", markup=False, highlight=False, soft_wrap=True
                     )
 
             summary = ingestor.run(items, collection=collection, on_progress=advance)
-    except (EmbeddingMismatchError, InvalidArgumentError) as exc:  # a collection this run cannot write to
+    except CollectionError as exc:  # a bad name, or a collection of another embedding model
         err.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False)
         raise typer.Exit(2) from exc
     if as_json:

@@ -17,7 +17,8 @@ from core.vectorstore import VectorStore
 from ingest.load import SUPPORTED_LIST, SUPPORTED_SUFFIXES, LoadedDocument, LoadError, load_path, load_url
 from ingest.split import make_splitter, split_document
 
-ProgressCallback = Callable[[str], None]
+ProgressCallback = Callable[[str, int, int], None]
+"""Called after each source with (source, sources done, sources in this run)."""
 
 
 @dataclass(frozen=True)
@@ -115,19 +116,15 @@ class Ingestor:
             timeout=self._settings.http_timeout_s,
             headers={"User-Agent": self._settings.user_agent},
         ) as client:
-            for target in targets:
+            for done, target in enumerate(targets, start=1):
                 try:
                     self._write(self._load(target, client), name, summary)
                 except LoadError as exc:
                     summary.failures.append(Problem(target, str(exc)))
                 if on_progress is not None:
-                    on_progress(target)
+                    on_progress(target, done, len(targets))
         summary.seconds = round(time.perf_counter() - started, 3)
         return summary
-
-    def planned(self, items: Iterable[str]) -> int:
-        """How many sources a run over these items will visit (for progress bars)."""
-        return len(expand_inputs(items)[0])
 
     @staticmethod
     def _load(target: str, client: httpx.Client) -> LoadedDocument:
