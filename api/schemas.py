@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$"
@@ -30,6 +32,7 @@ class Configurable(BaseModel):
     )
     k: int | None = Field(None, ge=1, le=50, description="Passages to retrieve.")
     collection: str | None = Field(None, pattern=COLLECTION_PATTERN, description="Collection to search.")
+    retriever: Literal["dense", "bm25", "hybrid"] | None = Field(None, description="Retrieval mode.")
     model: str | None = Field(None, max_length=200, description="Answering model by name.")
 
 

@@ -368,11 +368,11 @@ async def _floor_series(
         for index in range(warmup + repeats):
             question = QUESTIONS[index % len(QUESTIONS)]
             start = time.perf_counter()
-            services.retriever.search(question, k=k, collection=collection)
+            services.retriever.search(question, k=k, collection=collection, mode="dense")
             floor = time.perf_counter()
             vector = services.embedder.embed([question])[0]
             embedded = time.perf_counter()
-            services.vectors.search(collection, vector, k)
+            services.store.vectors.search(collection, vector, k)
             queried = time.perf_counter()
             if graph_turns:
                 await run_turn(graph, question)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,9 @@ class DocentContext:
 
     collection: str | None = None
     """Chroma collection to search."""
+
+    retriever: Literal["dense", "bm25", "hybrid"] | None = None
+    """Dense, BM25, or both fused (reciprocal rank fusion)."""
 
     model: str | None = None
     """Answering model, by name (see GET /health for those available)."""

@@ -15,6 +15,7 @@ class Passage(TypedDict):
     page: int | None
     section: str | None
     score: float
+    paragraph_ids: list[str]
 
 
 class Citation(TypedDict):

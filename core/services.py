@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.chunk_store import ChunkStore, open_chunk_store
 from core.embeddings import OnnxMiniLMEmbedder
 from core.providers import AnswererRegistry, make_answerers, make_embedder
 from core.records import SqliteRecords
 from core.retrieval import Retriever
 from core.settings import Settings
-from core.vectorstore import VectorStore, open_vector_store
 
 
 @dataclass
@@ -18,7 +18,7 @@ class Services:
 
     settings: Settings
     embedder: OnnxMiniLMEmbedder
-    vectors: VectorStore
+    store: ChunkStore
     retriever: Retriever
     answerers: AnswererRegistry
     records: SqliteRecords
@@ -26,17 +26,18 @@ class Services:
     def close(self) -> None:
         """Release what holds files open."""
         self.records.close()
+        self.store.close()
 
 
 def open_services(settings: Settings) -> Services:
-    """Open the embedder, Chroma, the answerer and the records DB the settings name."""
+    """Open the embedder, the chunk store (Chroma + keyword index), the answerers and the records DB."""
     embedder = make_embedder(settings)
-    vectors = open_vector_store(settings, model_id=embedder.model_id, dimension=embedder.dimension)
+    store = open_chunk_store(settings, model_id=embedder.model_id, dimension=embedder.dimension)
     return Services(
         settings=settings,
         embedder=embedder,
-        vectors=vectors,
-        retriever=Retriever(embedder, vectors),
+        store=store,
+        retriever=Retriever(embedder, store, settings),
         answerers=make_answerers(settings),
         records=SqliteRecords(settings.records_db),
     )

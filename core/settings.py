@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     records_path: Path | None = Field(
         None, description="Turn records DB; default `<data_dir>/records.sqlite`."
     )
+    keyword_index_path: Path | None = Field(
+        None, description="BM25 keyword index; default `<data_dir>/keywords.sqlite` (beside Chroma)."
+    )
 
     # Embeddings
     embedding_batch_size: int = Field(8, ge=1, description="Texts per ONNX run (8 measured fastest here).")
@@ -59,6 +62,13 @@ class Settings(BaseSettings):
     # Retrieval and answering
     k: int = Field(4, ge=1, le=50, description="Passages retrieved per question.")
     min_score: float = Field(0.2, description="Cosine similarity below which a passage counts as irrelevant.")
+    retriever: Literal["dense", "bm25", "hybrid"] = Field(
+        "hybrid", description="Dense (embeddings), BM25 (keywords), or both fused by reciprocal rank fusion."
+    )
+    retrieval_depth: int = Field(20, ge=1, le=200, description="Candidates each retriever offers to fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant (higher: flatter).")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
+    bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
     history_turns: int = Field(
         2, ge=0, description="Earlier user turns folded into a follow-up's search query."
     )
@@ -69,7 +79,7 @@ class Settings(BaseSettings):
         3, ge=1, le=10, description="Sentences the extractive answerer quotes at most."
     )
 
-    @field_validator("data_dir", "chroma_path", "checkpoint_path", "records_path")
+    @field_validator("data_dir", "chroma_path", "checkpoint_path", "records_path", "keyword_index_path")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
@@ -83,6 +93,11 @@ class Settings(BaseSettings):
     def checkpoint_db(self) -> Path:
         """SQLite file holding LangGraph checkpoints."""
         return self.checkpoint_path or self.data_dir / "checkpoints.sqlite"
+
+    @property
+    def keyword_db(self) -> Path:
+        """SQLite file holding the BM25 keyword index."""
+        return self.keyword_index_path or self.data_dir / "keywords.sqlite"
 
     @property
     def records_db(self) -> Path:

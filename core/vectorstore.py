@@ -100,6 +100,28 @@ class VectorStore:
                 embeddings=embeddings[start:end],
             )
 
+    def delete(self, name: str, ids: Sequence[str]) -> None:
+        """Remove chunks by id."""
+        if ids:
+            self.collection(name).delete(ids=list(ids))
+
+    def source_ids(self, name: str, source: str) -> set[str]:
+        """Ids of every chunk of one source."""
+        return set(self.collection(name).get(where={"source": source}, include=[])["ids"])
+
+    def passages(self, name: str, ids: Sequence[str], query: np.ndarray) -> dict[str, Passage]:
+        """Chunks by id, scored by cosine similarity to the query vector."""
+        if not ids:
+            return {}
+        got = self.collection(name).get(ids=list(ids), include=["documents", "metadatas", "embeddings"])
+        documents = got["documents"] or []
+        metadatas = got["metadatas"] or []
+        embeddings = got["embeddings"] if got["embeddings"] is not None else []
+        return {
+            chunk_id: _passage(chunk_id, text, meta or {}, float(np.dot(np.asarray(vector), query)))
+            for chunk_id, text, meta, vector in zip(got["ids"], documents, metadatas, embeddings, strict=True)
+        }
+
     def count(self, name: str) -> int:
         """Number of chunks in a collection."""
         return self.collection(name).count()
@@ -124,6 +146,7 @@ class VectorStore:
 def _passage(chunk_id: str, text: str, meta: Mapping[str, Any], score: float) -> Passage:
     page = meta.get("page")
     section = meta.get("section")
+    paragraphs = meta.get("paragraph_ids")
     return Passage(
         chunk_id=chunk_id,
         text=text,
@@ -132,4 +155,5 @@ def _passage(chunk_id: str, text: str, meta: Mapping[str, Any], score: float) ->
         page=int(page) if page is not None else None,
         section=str(section) if section else None,
         score=round(score, 4),
+        paragraph_ids=str(paragraphs).split() if paragraphs else [],
     )

@@ -12,9 +12,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from core.chunk_store import open_chunk_store
 from core.providers import make_embedder
 from core.settings import get_settings
-from core.vectorstore import CollectionError, open_vector_store
+from core.vectorstore import CollectionError
 from ingest.pipeline import Ingestor, IngestSummary
 
 
@@ -32,8 +33,8 @@ def ingest(
     settings = get_settings()
     err = Console(stderr=True)
     embedder = make_embedder(settings)
-    vectors = open_vector_store(settings, model_id=embedder.model_id, dimension=embedder.dimension)
-    ingestor = Ingestor(settings, embedder, vectors)
+    store = open_chunk_store(settings, model_id=embedder.model_id, dimension=embedder.dimension)
+    ingestor = Ingestor(settings, embedder, store)
     # A live bar needs a terminal; in logs and pipes, each finished source gets its own line instead.
     as_lines = not as_json and not err.is_terminal
     progress = Progress(

@@ -54,12 +54,23 @@ class LoadError(Exception):
 
 
 @dataclass(frozen=True)
+class Anchor:
+    """The span `[start, end)` of a page's text that came from the element with this id."""
+
+    start: int
+    end: int
+    id: str
+
+
+@dataclass(frozen=True)
 class Page:
     """A unit of text with its place in the source: a PDF page (1-based) or an HTML section."""
 
     text: str
     page: int | None = None
     section: str | None = None
+    anchors: tuple[Anchor, ...] = ()
+    """Character spans of the page's identified blocks (HTML elements with an `id`)."""
 
 
 @dataclass
@@ -144,29 +155,54 @@ def load_html(
     title = title or (squash(h1.get_text()) if h1 else "") or fallback_title
     pages: list[Page] = []
     section: str | None = None
-    lines: list[str] = []
-    for name, text in _blocks(body):
-        if name in SECTION_HEADINGS:
-            if lines:
-                pages.append(Page(text="\n\n".join(lines), section=section))
-            section, lines = text, [text]
+    blocks: list[Block] = []
+    for block in _blocks(body):
+        if block.name in SECTION_HEADINGS:
+            if blocks:
+                pages.append(_section_page(blocks, section))
+            section, blocks = block.text, [block]
         else:
-            lines.append(text)
-    if lines:
-        pages.append(Page(text="\n\n".join(lines), section=section))
+            blocks.append(block)
+    if blocks:
+        pages.append(_section_page(blocks, section))
     if not pages:
         raise LoadError("no text found in HTML")
     return LoadedDocument(source=source, title=title, kind="html", pages=pages)
 
 
-def _blocks(node: Tag) -> list[tuple[str, str]]:
-    """(tag name, text) of each heading and paragraph in document order; loose text becomes a paragraph."""
-    blocks: list[tuple[str, str]] = []
+@dataclass(frozen=True)
+class Block:
+    """A heading or paragraph of an HTML page, with the element's id if it has one."""
+
+    name: str
+    text: str
+    id: str | None = None
+
+
+def _section_page(blocks: list[Block], section: str | None) -> Page:
+    """Join a section's blocks with blank lines, remembering where each identified block sits."""
+    anchors: list[Anchor] = []
+    offset = 0
+    for block in blocks:
+        if block.id:
+            anchors.append(Anchor(offset, offset + len(block.text), block.id))
+        offset += len(block.text) + 2
+    return Page(text="\n\n".join(b.text for b in blocks), section=section, anchors=tuple(anchors))
+
+
+def _element_id(tag: Tag) -> str | None:
+    value = tag.get("id")
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _blocks(node: Tag) -> list[Block]:
+    """Each heading and paragraph in document order; loose text becomes a paragraph."""
+    blocks: list[Block] = []
     loose: list[str] = []
 
     def flush() -> None:
         if text := squash("".join(loose)):  # the strings carry their own spacing
-            blocks.append(("p", text))
+            blocks.append(Block("p", text))
         loose.clear()
 
     for child in node.children:
@@ -178,7 +214,7 @@ def _blocks(node: Tag) -> list[tuple[str, str]]:
         elif child.name in SECTION_HEADINGS or child.name in TEXT_BLOCKS:
             flush()
             if text := squash(child.get_text(" ")):
-                blocks.append((child.name, text))
+                blocks.append(Block(child.name, text, _element_id(child)))
         elif child.name in CONTAINERS or child.find([*SECTION_HEADINGS, *TEXT_BLOCKS]) is not None:
             flush()
             blocks.extend(_blocks(child))

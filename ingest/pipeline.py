@@ -11,9 +11,9 @@ from urllib.parse import urldefrag
 
 import httpx
 
+from core.chunk_store import ChunkStore
 from core.embeddings import OnnxMiniLMEmbedder
 from core.settings import Settings
-from core.vectorstore import VectorStore
 from ingest.load import SUPPORTED_LIST, SUPPORTED_SUFFIXES, LoadedDocument, LoadError, load_path, load_url
 from ingest.split import make_splitter, split_document
 
@@ -38,6 +38,7 @@ class IngestSummary:
     pages: int = 0
     chunks_added: int = 0
     chunks_skipped: int = 0
+    chunks_removed: int = 0
     failures: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     ignored: list[Problem] = field(default_factory=list)
@@ -91,10 +92,10 @@ def expand_inputs(items: Iterable[str]) -> tuple[list[str], list[Problem], list[
 class Ingestor:
     """Fills a collection from sources; opened once with the process's embedder and vector store."""
 
-    def __init__(self, settings: Settings, embedder: OnnxMiniLMEmbedder, vectors: VectorStore) -> None:
+    def __init__(self, settings: Settings, embedder: OnnxMiniLMEmbedder, store: ChunkStore) -> None:
         self._settings = settings
         self._embedder = embedder
-        self._vectors = vectors
+        self._store = store
         self._splitter = make_splitter(settings.chunk_size, settings.chunk_overlap)
 
     def run(
@@ -107,7 +108,7 @@ class Ingestor:
         """Ingest every item; a bad item is recorded in the summary and the run goes on."""
         started = time.perf_counter()
         name = collection or self._settings.collection
-        self._vectors.collection(name)  # fail fast on a bad name or an embedding-model mismatch
+        self._store.check(name)  # fail fast on a bad name or an embedding-model mismatch
         targets, ignored, failures = expand_inputs(items)
         summary = IngestSummary(collection=name, failures=failures, ignored=ignored)
         with httpx.Client(
@@ -145,19 +146,24 @@ class Ingestor:
         chunks = split_document(document, self._splitter)
         if not chunks:
             raise LoadError("no text to ingest after cleaning")
-        known = self._vectors.existing_ids(collection, [c.id for c in chunks])
+        ids = [c.id for c in chunks]
+        known = self._store.existing_ids(collection, ids)
         fresh = [c for c in chunks if c.id not in known]
         if fresh:
             vectors = self._embedder.embed([c.text for c in fresh])
-            self._vectors.add(
+            self._store.add(
                 collection,
                 [c.id for c in fresh],
                 [c.text for c in fresh],
                 [c.metadata for c in fresh],
                 vectors,
             )
+        # The source changed since it was last ingested: its old chunks go, from both indexes.
+        stale = sorted(self._store.source_ids(collection, document.source) - set(ids))
+        self._store.remove(collection, stale)
         summary.sources += 1
         summary.pages += document.page_count
         summary.chunks_added += len(fresh)
+        summary.chunks_removed += len(stale)
         summary.chunks_skipped += len(known)
         summary.warnings.extend(Problem(document.source, w) for w in document.warnings)

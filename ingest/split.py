@@ -49,13 +49,19 @@ def split_document(document: LoadedDocument, splitter: RecursiveCharacterTextSpl
                 continue
             occurrence = seen[(page.page, text)]
             seen[(page.page, text)] += 1
+            start = page.text.find(text, int(piece.metadata.get("start_index", 0)))
+            start = max(start, 0)
+            end = start + len(text)
             metadata: dict[str, str | int | float | bool] = {
                 "source": document.source,
                 "title": document.title,
                 "kind": document.kind,
                 "chunk_index": len(chunks),
-                "start_index": int(piece.metadata.get("start_index", 0)),
+                "start_index": start,
+                "end_index": end,
             }
+            if covered := [a.id for a in page.anchors if a.start < end and start < a.end]:
+                metadata["paragraph_ids"] = " ".join(covered)
             if page.page is not None:
                 metadata["page"] = page.page
             if page.section:

@@ -56,5 +56,7 @@ async def retrieve(
     knobs = runtime.context or DocentContext()
     k = knobs.k or settings.k
     collection = knobs.collection or settings.collection
-    contexts = await asyncio.to_thread(retriever.search, query, k=k, collection=collection)
+    contexts = await asyncio.to_thread(
+        retriever.search, query, k=k, collection=collection, mode=knobs.retriever
+    )
     return {"search_query": query, "contexts": contexts}

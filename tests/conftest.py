@@ -41,6 +41,6 @@ def services(
 @pytest.fixture
 def sample_services(services: Services) -> Services:
     """Services whose default collection holds the repo's sample corpus."""
-    summary = Ingestor(services.settings, services.embedder, services.vectors).run([str(SAMPLE_CORPUS)])
+    summary = Ingestor(services.settings, services.embedder, services.store).run([str(SAMPLE_CORPUS)])
     assert not summary.failures and summary.chunks_added > 0
     return services

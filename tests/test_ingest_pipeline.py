@@ -7,9 +7,10 @@ from pathlib import Path
 import pypdf
 import pytest
 
+from core.chunk_store import ChunkStore, open_chunk_store
 from core.embeddings import OnnxMiniLMEmbedder
 from core.settings import Settings
-from core.vectorstore import VectorStore, open_chroma
+from core.vectorstore import VectorStore
 from ingest.pipeline import Ingestor
 from tests.helpers import SAMPLE_CORPUS
 
@@ -18,14 +19,20 @@ ODD_HTML_NAME = "Größe der Dämmung 断熱.html"
 
 
 @pytest.fixture
-def vectors(settings: Settings, embedder: OnnxMiniLMEmbedder) -> VectorStore:
-    """Real Chroma under the test's temp dir."""
-    return VectorStore(open_chroma(settings), model_id=embedder.model_id, dimension=embedder.dimension)
+def store(settings: Settings, embedder: OnnxMiniLMEmbedder) -> ChunkStore:
+    """Real Chroma and keyword index under the test's temp dir."""
+    return open_chunk_store(settings, model_id=embedder.model_id, dimension=embedder.dimension)
 
 
 @pytest.fixture
-def ingestor(settings: Settings, embedder: OnnxMiniLMEmbedder, vectors: VectorStore) -> Ingestor:
-    return Ingestor(settings, embedder, vectors)
+def vectors(store: ChunkStore) -> VectorStore:
+    """The store's Chroma side, for inspecting what was written."""
+    return store.vectors
+
+
+@pytest.fixture
+def ingestor(settings: Settings, embedder: OnnxMiniLMEmbedder, store: ChunkStore) -> Ingestor:
+    return Ingestor(settings, embedder, store)
 
 
 @pytest.fixture

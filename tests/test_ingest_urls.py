@@ -11,9 +11,10 @@ from typing import Any
 import pypdf
 import pytest
 
+from core.chunk_store import open_chunk_store
 from core.embeddings import OnnxMiniLMEmbedder
 from core.settings import Settings
-from core.vectorstore import VectorStore, open_chroma
+from core.vectorstore import VectorStore
 from ingest.pipeline import Ingestor, IngestSummary
 from tests.fixtures_http import Reply, Site, redirect, serving
 from tests.helpers import SAMPLE_CORPUS
@@ -94,13 +95,13 @@ def url_run(tmp_path_factory: pytest.TempPathFactory, embedder: OnnxMiniLMEmbedd
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("urls") / "data", user_agent="DocentTest/1.0 (+ingest)"
     )
-    vectors = VectorStore(open_chroma(settings), model_id=embedder.model_id, dimension=embedder.dimension)
+    store = open_chunk_store(settings, model_id=embedder.model_id, dimension=embedder.dimension)
     with serving(routes) as site:
         items = [site.url(path) for path in routes if path != "/loft"]
         items.insert(1, site.url("/article"))  # the same URL twice
         items.append(site.url("/article#chimneys"))  # and again, with a fragment
-        summary = Ingestor(settings, embedder, vectors).run(items)
-        yield UrlRun(site, summary, vectors, settings)
+        summary = Ingestor(settings, embedder, store).run(items)
+        yield UrlRun(site, summary, store.vectors, settings)
 
 
 def test_every_good_url_is_ingested_without_failures(url_run: UrlRun) -> None:
@@ -175,9 +176,9 @@ def test_bad_urls_fail_with_their_reasons_and_the_run_goes_on(
     tmp_path: Path, embedder: OnnxMiniLMEmbedder
 ) -> None:
     settings = Settings(data_dir=tmp_path / "data", http_timeout_s=0.5)
-    vectors = VectorStore(open_chroma(settings), model_id=embedder.model_id, dimension=embedder.dimension)
+    store = open_chunk_store(settings, model_id=embedder.model_id, dimension=embedder.dimension)
     with serving({"/ok": Reply(MOVED), "/slow": Reply(MOVED, delay_s=30)}) as site:
-        summary = Ingestor(settings, embedder, vectors).run(
+        summary = Ingestor(settings, embedder, store).run(
             [site.url("/slow"), "http://[::1", site.url("/gone"), site.url("/ok")]
         )
     reasons = {problem.source: problem.reason for problem in summary.failures}

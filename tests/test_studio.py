@@ -57,7 +57,8 @@ def live_group_members(pgid: int) -> list[int]:
 def not_git_ignored(names: set[str]) -> list[str]:
     """Those of the repo's top-level names that git would offer to commit."""
     return sorted(
-        name for name in names
+        name
+        for name in names
         if subprocess.run(["git", "check-ignore", "-q", name], cwd=REPO_ROOT).returncode != 0
     )
 
@@ -99,12 +100,22 @@ def test_langgraph_dev_serves_the_docent_graph_and_our_app(tmp_path: Path) -> No
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "langgraph-dev.log"
     command = [
-        str(VENV_BIN / "langgraph"), "dev", "--config", str(REPO_ROOT / "langgraph.json"),
-        "--no-browser", "--no-reload", "--host", "127.0.0.1", "--port", str(port),
+        str(VENV_BIN / "langgraph"),
+        "dev",
+        "--config",
+        str(REPO_ROOT / "langgraph.json"),
+        "--no-browser",
+        "--no-reload",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
     ]
     top_level_before = set(os.listdir(REPO_ROOT))
-    with running(command, env, f"{base}/ok", log, timeout=120) as server, \
-            httpx.Client(base_url=base, timeout=60) as client:
+    with (
+        running(command, env, f"{base}/ok", log, timeout=120) as server,
+        httpx.Client(base_url=base, timeout=60) as client,
+    ):
         # A run on a new thread, the way Studio starts one.
         thread_id = client.post("/threads", json={}).raise_for_status().json()["thread_id"]
         reply = client.post(

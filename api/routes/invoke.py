@@ -24,6 +24,8 @@ async def invoke(body: InvokeRequest, graph: GraphDep) -> InvokeResponse:
         graph,
         body.input.message,
         thread_id=knobs.thread_id,
-        context=DocentContext(k=knobs.k, collection=knobs.collection, model=knobs.model),
+        context=DocentContext(
+            k=knobs.k, collection=knobs.collection, retriever=knobs.retriever, model=knobs.model
+        ),
     )
     return InvokeResponse.model_validate(result.output())
