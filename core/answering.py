@@ -1,10 +1,10 @@
-"""The answering seam: every answerer (extractive now, LLMs later) turns passages into an Answer."""
+"""The answering seam: every answerer (extractive or an LLM) turns passages into an Answer."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from core.passages import Citation, Passage, Usage
 
@@ -17,16 +17,27 @@ class Answer:
     citations: list[Citation]
     model: str
     usage: Usage | None = None
+    cost: float | None = None
+    """USD from the price table; 0 for models run here; None when the model has no price."""
+    degraded: bool = False
+    """The chosen model failed and a fallback (another model, or at last the extractive answerer) answered."""
+    degraded_reason: str | None = None
+    interrupted: bool = False
+    """A model failed after part of its answer had been streamed; `text` replaces what was streamed."""
+
+
+Role = Literal["user", "assistant"]
 
 
 @dataclass(frozen=True)
 class AnswerRequest:
-    """One turn to answer: passage i is cited as `[i+1]`; `history` holds earlier messages, oldest first."""
+    """One turn to answer: passage i is cited as `[i+1]`; `history` holds earlier (role, text), oldest first.
+    """
 
     question: str
     search_query: str
     passages: Sequence[Passage]
-    history: Sequence[str] = ()
+    history: Sequence[tuple[Role, str]] = ()
 
 
 class Answerer(Protocol):

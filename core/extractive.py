@@ -46,7 +46,7 @@ class ExtractiveAnswerer:
         wanted = set(terms(query))
         candidates = self._candidates(wanted, passages)
         if not candidates:
-            return Answer(text=NO_ANSWER, citations=[], model=MODEL_NAME)
+            return Answer(text=NO_ANSWER, citations=[], model=MODEL_NAME, cost=0.0)
         best = candidates[0].score
         chosen = [c for c in candidates if c.score >= 0.5 * best][: self._max_sentences]
         cited: set[int] = set()
@@ -69,7 +69,7 @@ class ExtractiveAnswerer:
                 )
             parts.append(f"{candidate.text} [{n}]")
         citations.sort(key=lambda c: c["n"])
-        return Answer(text=" ".join(parts), citations=citations, model=MODEL_NAME)
+        return Answer(text=" ".join(parts), citations=citations, model=MODEL_NAME, cost=0.0)
 
     def _candidates(self, wanted: set[str], passages: Sequence[Passage]) -> list[_Candidate]:
         """Relevant sentences, best first; empty when no passage is relevant or no sentence shares a term."""

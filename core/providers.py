@@ -4,14 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import httpx
+from langchain_core.language_models import BaseChatModel
+from langchain_ollama import ChatOllama, OllamaEmbeddings
+from langchain_openai import ChatOpenAI, OpenAIEmbeddings
+from pydantic import SecretStr
+
 from core.answering import Answerer
+from core.embedders import Embedder, RemoteEmbedder
 from core.embeddings import OnnxMiniLMEmbedder
 from core.extractive import ExtractiveAnswerer
+from core.llama_local import LlamaCppChat, load_llama, smollm2_path
+from core.llm import ChatAnswerer, PromptOptions, ResilientAnswerer
+from core.pricing import DEFAULT_PRICES
+from core.resilience import RetryPolicy
 from core.settings import Settings
+
+DEFAULT_MODELS = {"openai": "gpt-4o-mini", "ollama": "llama3.2"}
+DEFAULT_EMBEDDING_MODELS = {"openai": "text-embedding-3-small", "ollama": "all-minilm"}
+LLM_PROVIDERS = ("openai", "ollama", "local", "extractive")
+# OpenAI-compatible servers other than OpenAI's (llama.cpp, vLLM, LM Studio) usually want no key.
+NO_KEY = "not-needed"
 
 
 class UnknownModelError(ValueError):
     """A request named an answering model this deployment does not offer."""
+
+
+class ProviderConfigError(ValueError):
+    """The settings name a provider that cannot be opened as configured."""
 
 
 class AnswererRegistry:
@@ -34,16 +55,138 @@ class AnswererRegistry:
         return self._answerers[key]
 
 
-def make_embedder(settings: Settings) -> OnnxMiniLMEmbedder:
-    """The offline ONNX embedder (the only embedding provider so far)."""
-    return OnnxMiniLMEmbedder(
-        threads=settings.onnx_threads,
-        batch_size=settings.embedding_batch_size,
-        max_tokens=settings.embedding_max_tokens,
-    )
+def make_embedder(settings: Settings) -> Embedder:
+    """The embedder DOCENT_EMBEDDINGS_PROVIDER names: offline ONNX MiniLM (default), openai or ollama."""
+    provider = settings.embeddings_provider
+    if provider == "onnx":
+        return OnnxMiniLMEmbedder(
+            threads=settings.onnx_threads,
+            batch_size=settings.embedding_batch_size,
+            max_tokens=settings.embedding_max_tokens,
+        )
+    model = settings.embeddings_model or DEFAULT_EMBEDDING_MODELS[provider]
+    if provider == "openai":
+        client: OpenAIEmbeddings | OllamaEmbeddings = OpenAIEmbeddings(
+            model=model,
+            openai_api_base=settings.openai_base_url,
+            openai_api_key=_openai_key(settings),
+            request_timeout=settings.llm_timeout_s,
+            max_retries=settings.llm_max_retries,
+            # The default splits text with tiktoken, whose tables would be downloaded: send text as it is.
+            check_embedding_ctx_length=False,
+        )
+    else:
+        client = OllamaEmbeddings(
+            model=model, base_url=settings.ollama_base_url, client_kwargs={"timeout": settings.llm_timeout_s}
+        )
+    return RemoteEmbedder(client, model_id=f"{provider}:{model}")
+
+
+def ollama_answers(base_url: str, timeout_s: float = 1.0) -> bool:
+    """Whether an Ollama server answers at base_url (auto-detection, once at start-up)."""
+    try:
+        return httpx.get(f"{base_url.rstrip('/')}/api/version", timeout=timeout_s).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def choose_provider(settings: Settings) -> str:
+    """DOCENT_LLM_PROVIDER, with `auto` resolved: openai with a key, a live ollama, a configured GGUF,
+    else extractive. `auto` never picks the SmolLM2 demo model on its own.
+    """
+    if settings.llm_provider != "auto":
+        return settings.llm_provider
+    if settings.openai_api_key is not None:
+        return "openai"
+    if ollama_answers(settings.ollama_base_url):
+        return "ollama"
+    if settings.local_model_path is not None:
+        return "local"
+    return "extractive"
 
 
 def make_answerers(settings: Settings) -> AnswererRegistry:
-    """The answerers for `DOCENT_LLM_PROVIDER`; `extractive` needs no model and is always available."""
+    """The chosen provider and its fallbacks, each wrapped with retries and the chain after it; `extractive`
+    needs no model, is always available and is the last resort of every chain.
+    """
     extractive = ExtractiveAnswerer(max_sentences=settings.answer_sentences, min_score=settings.min_score)
-    return AnswererRegistry({extractive.model: extractive}, default=extractive.model)
+    primary = choose_provider(settings)
+    specs: list[tuple[str, str | None]] = [(primary, settings.llm_model)]
+    for entry in settings.fallback_providers:
+        name, _, fallback_model = entry.partition(":")
+        if name not in LLM_PROVIDERS:
+            raise ProviderConfigError(
+                f"DOCENT_LLM_FALLBACKS: unknown provider {name!r}; use {', '.join(LLM_PROVIDERS)}"
+            )
+        specs.append((name, fallback_model or None))
+    chain: list[ChatAnswerer] = []
+    for provider, model in specs:
+        if provider == "extractive":
+            break  # the last resort anyway: whatever follows it would never be tried
+        answerer = make_chat_answerer(settings, provider, model)
+        if answerer.model not in {a.model for a in chain}:
+            chain.append(answerer)
+    policy = RetryPolicy(settings.llm_max_retries, settings.llm_backoff_s, settings.llm_backoff_max_s)
+    answerers: dict[str, Answerer] = {extractive.model: extractive}
+    for i, answerer in enumerate(chain):
+        answerers[answerer.model] = ResilientAnswerer(chain[i:], last_resort=extractive, policy=policy)
+    return AnswererRegistry(answerers, default=chain[0].model if chain else extractive.model)
+
+
+def make_chat_answerer(settings: Settings, provider: str, model: str | None) -> ChatAnswerer:
+    """Open one chat model (clients and weights are loaded here, once) behind the Answerer seam."""
+    chat: BaseChatModel
+    if provider == "openai":
+        name = model or DEFAULT_MODELS["openai"]
+        chat = ChatOpenAI(
+            model=name,
+            base_url=settings.openai_base_url,
+            api_key=_openai_key(settings),
+            timeout=settings.llm_timeout_s,
+            max_retries=0,  # ResilientAnswerer retries, with backoff, across the fallback chain
+            streaming=True,
+            stream_usage=True,
+            temperature=settings.llm_temperature,
+            max_completion_tokens=settings.llm_max_tokens,
+        )
+    elif provider == "ollama":
+        name = model or DEFAULT_MODELS["ollama"]
+        chat = ChatOllama(
+            model=name,
+            base_url=settings.ollama_base_url,
+            temperature=settings.llm_temperature,
+            num_predict=settings.llm_max_tokens,
+            client_kwargs={"timeout": settings.llm_timeout_s},
+        )
+    elif provider == "local":
+        path = settings.local_model_path or smollm2_path()
+        name = model or path.stem.split(".")[0]
+        llama = load_llama(path, threads=settings.llama_threads, context_tokens=settings.local_context_tokens)
+        chat = LlamaCppChat(
+            llama=llama, max_tokens=settings.llm_max_tokens, temperature=settings.llm_temperature
+        )
+    else:
+        raise ProviderConfigError(f"unknown LLM provider {provider!r}; use {', '.join(LLM_PROVIDERS)}")
+    return ChatAnswerer(
+        chat,
+        provider=provider,
+        model_name=name,
+        timeout_s=settings.llm_timeout_s,
+        prompt=PromptOptions(
+            system_prompt=settings.system_prompt,
+            history_turns=settings.prompt_history_turns,
+            history_tokens=settings.prompt_history_tokens,
+        ),
+        prices={**DEFAULT_PRICES, **settings.llm_prices},
+    )
+
+
+def _openai_key(settings: Settings) -> SecretStr:
+    if settings.openai_api_key is not None:
+        return settings.openai_api_key
+    if settings.openai_base_url is None:
+        raise ProviderConfigError(
+            "the openai provider needs DOCENT_OPENAI_API_KEY (or OPENAI_API_KEY), or DOCENT_OPENAI_BASE_URL "
+            "for a server that wants no key"
+        )
+    return SecretStr(NO_KEY)

@@ -29,6 +29,18 @@ CREATE TABLE IF NOT EXISTS turns (
 CREATE INDEX IF NOT EXISTS turns_thread ON turns (thread_id, id);
 """
 
+# Columns added after the first release; a database made before them gets them on open.
+_ADDED_COLUMNS = {
+    "usage_estimated": "INTEGER",
+    "cost_usd": "REAL",
+    "degraded": "INTEGER NOT NULL DEFAULT 0",
+    "degraded_reason": "TEXT",
+}
+_COLUMNS = (
+    "thread_id, run_id, question, answer, citations, model, latency_ms, prompt_tokens, completion_tokens,"
+    " created_at, usage_estimated, cost_usd, degraded, degraded_reason"
+)
+
 
 @dataclass(frozen=True)
 class TurnRecord:
@@ -42,6 +54,9 @@ class TurnRecord:
     latency_ms: float
     run_id: str | None = None
     usage: Usage | None = None
+    cost: float | None = None
+    degraded: bool = False
+    degraded_reason: str | None = None
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
 
 
@@ -55,14 +70,17 @@ class SqliteRecords:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(_SCHEMA)
+        present = {row[1] for row in self._conn.execute("PRAGMA table_info(turns)")}
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in present:
+                self._conn.execute(f"ALTER TABLE turns ADD COLUMN {column} {kind}")
 
     def add_turn(self, record: TurnRecord) -> None:
         """Store one turn durably."""
-        usage: Usage | dict[str, int] = record.usage or {}
+        usage = record.usage
         with self._lock:
             self._conn.execute(
-                "INSERT INTO turns (thread_id, run_id, question, answer, citations, model, latency_ms,"
-                " prompt_tokens, completion_tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO turns ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.thread_id,
                     record.run_id,
@@ -71,9 +89,13 @@ class SqliteRecords:
                     json.dumps(record.citations),
                     record.model,
                     record.latency_ms,
-                    usage.get("prompt_tokens"),
-                    usage.get("completion_tokens"),
+                    usage["prompt_tokens"] if usage else None,
+                    usage["completion_tokens"] if usage else None,
                     record.created_at,
+                    int(usage["estimated"]) if usage else None,
+                    record.cost,
+                    int(record.degraded),
+                    record.degraded_reason,
                 ),
             )
 
@@ -81,8 +103,7 @@ class SqliteRecords:
         """A thread's turns, oldest first."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT thread_id, run_id, question, answer, citations, model, latency_ms, prompt_tokens,"
-                " completion_tokens, created_at FROM turns WHERE thread_id = ? ORDER BY id",
+                f"SELECT {_COLUMNS} FROM turns WHERE thread_id = ? ORDER BY id",
                 (thread_id,),
             ).fetchall()
         return [_record(row) for row in rows]
@@ -94,13 +115,15 @@ class SqliteRecords:
 
 
 def _record(row: tuple[Any, ...]) -> TurnRecord:
-    thread_id, run_id, question, answer, citations, model, latency_ms, prompt, completion, created_at = row
+    (thread_id, run_id, question, answer, citations, model, latency_ms, prompt, completion, created_at,
+     estimated, cost, degraded, degraded_reason) = row
     usage: Usage | None = None
     if prompt is not None or completion is not None:
         usage = Usage(
             prompt_tokens=prompt or 0,
             completion_tokens=completion or 0,
             total_tokens=(prompt or 0) + (completion or 0),
+            estimated=bool(estimated),
         )
     return TurnRecord(
         thread_id=thread_id,
@@ -111,5 +134,8 @@ def _record(row: tuple[Any, ...]) -> TurnRecord:
         model=model,
         latency_ms=latency_ms,
         usage=usage,
+        cost=cost,
+        degraded=bool(degraded),
+        degraded_reason=degraded_reason,
         created_at=created_at,
     )

@@ -24,6 +24,9 @@ class OutputState(TypedDict):
     citations: list[Citation]
     model: str
     usage: Usage | None
+    cost: float | None
+    degraded: bool
+    degraded_reason: str | None
 
 
 class DocentState(InputState, OutputState):

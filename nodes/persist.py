@@ -21,11 +21,14 @@ class PersistInput(TypedDict):
     citations: list[Citation]
     model: str
     usage: Usage | None
+    cost: float | None
+    degraded: bool
+    degraded_reason: str | None
     started_at: float
 
 
 async def persist(state: PersistInput, runtime: Runtime[Any], *, records: SqliteRecords) -> dict[str, Any]:
-    """One row per turn: thread, question, answer, citations, model, latency, usage, timestamp."""
+    """One row per turn: thread, question, answer, citations, model, latency, usage, cost, degradation."""
     info = runtime.execution_info
     record = TurnRecord(
         thread_id=(info.thread_id if info else None) or "",
@@ -35,6 +38,9 @@ async def persist(state: PersistInput, runtime: Runtime[Any], *, records: Sqlite
         citations=state["citations"],
         model=state["model"],
         usage=state.get("usage"),
+        cost=state.get("cost"),
+        degraded=state.get("degraded", False),
+        degraded_reason=state.get("degraded_reason"),
         latency_ms=round((time.time() - state["started_at"]) * 1000, 2),
     )
     await asyncio.to_thread(records.add_turn, record)

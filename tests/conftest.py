@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,14 @@ from core.services import Services, open_services
 from core.settings import Settings
 from ingest.pipeline import Ingestor
 from tests.helpers import SAMPLE_CORPUS
+
+
+@pytest.fixture(autouse=True)
+def isolated_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process settings must not pick up a developer's own keys or DOCENT_ variables."""
+    for name in list(os.environ):
+        if name.startswith(("DOCENT_", "OPENAI_", "OLLAMA_")):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

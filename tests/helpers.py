@@ -29,7 +29,8 @@ def free_port() -> int:
 
 def docent_env(data_dir: Path, **extra: str) -> dict[str, str]:
     """The environment for a `docent` subprocess whose stores live under data_dir."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")}
+    # A developer's own provider settings must not change what the tests run against.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCENT_", "OPENAI_", "OLLAMA_"))}
     env.update({"DOCENT_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **extra})
     return env
 

@@ -1,0 +1,138 @@
+"""POST /stream (Server-Sent Events) and the /ws WebSocket over real uvicorn, with a scripted
+OpenAI-compatible model server streaming the tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from tests.model_servers import ModelBackedDocent, SseEvent, model_backed_docent, read_sse
+
+
+@pytest.fixture(scope="module")
+def docent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelBackedDocent]:
+    with model_backed_docent(tmp_path_factory.mktemp("stream")) as running:
+        yield running
+
+
+def body(message: str, **configurable: Any) -> dict[str, Any]:
+    return {"input": {"message": message}, "config": {"configurable": configurable}}
+
+
+def stream(base: str, payload: dict[str, Any]) -> tuple[httpx.Headers, list[SseEvent]]:
+    with httpx.stream("POST", f"{base}/stream", json=payload, timeout=60) as reply:
+        assert reply.status_code == 200, reply.read()
+        return reply.headers, list(read_sse(reply.iter_lines()))
+
+
+def test_sse_sends_metadata_sources_tokens_then_end_and_tokens_arrive_before_the_end(
+    docent: ModelBackedDocent,
+) -> None:
+    docent.reset()
+    docent.openai.token_delay_s = 0.05
+    headers, events = stream(docent.base, body("What temperature should a hot compost pile reach?"))
+    assert headers["content-type"].startswith("text/event-stream")
+    assert headers["cache-control"] == "no-cache" and headers["x-accel-buffering"] == "no"
+    names = [e.event for e in events]
+    assert names == ["metadata", "sources"] + ["token"] * 13 + ["end"], names
+    metadata, sources, tokens, end = events[0], events[1], events[2:-1], events[-1]
+    assert metadata.data["thread_id"] and metadata.data["run_id"]
+    assert [s["n"] for s in sources.data["sources"]] == [1, 2, 3, 4]
+    # Tokens are delivered as they are generated (13 tokens 50 ms apart), not in one burst at the end.
+    assert end.at - tokens[0].at >= 0.4
+    text = "".join(t.data["text"] for t in tokens)
+    assert text.strip() == end.data["answer"] and end.data["answer"].endswith("[1]")
+    assert end.data["model"] == "openai/gpt-4o-mini" and end.data["degraded"] is False
+    assert end.data["usage"] == {
+        "prompt_tokens": 321,
+        "completion_tokens": 13,
+        "total_tokens": 334,
+        "estimated": False,
+    }
+    assert end.data["cost"] > 0
+    assert [c["n"] for c in end.data["citations"]] == [1]
+    assert end.data["citations"][0]["chunk_id"] == sources.data["sources"][0]["chunk_id"]
+    assert (
+        end.data["thread_id"] == metadata.data["thread_id"] and end.data["run_id"] == metadata.data["run_id"]
+    )
+    # The model was sent the retrieved passages as delimited data, numbered as the sources event shows them.
+    prompt = docent.openai.chat_requests[0]["messages"][-1]["content"]
+    assert '<passage n="1"' in prompt and sources.data["sources"][0]["snippet"][:40] in prompt
+    assert docent.turns(metadata.data["thread_id"])[0][1] == end.data["answer"]
+
+
+def test_sse_with_the_extractive_answerer_sends_its_answer_as_one_token(docent: ModelBackedDocent) -> None:
+    docent.reset()
+    _, events = stream(docent.base, body("How much do red wigglers eat per day?", model="extractive"))
+    assert [e.event for e in events] == ["metadata", "sources", "token", "end"]
+    assert events[2].data["text"] == events[3].data["answer"]
+    assert events[3].data["model"] == "extractive" and events[3].data["cost"] == 0.0
+    assert not docent.openai.chat_requests
+
+
+def test_stream_rejects_an_unknown_model_with_a_400_before_any_event(docent: ModelBackedDocent) -> None:
+    reply = httpx.post(f"{docent.base}/stream", json=body("What is bokashi?", model="nope"), timeout=30)
+    assert reply.status_code == 400 and "nope" in reply.json()["detail"]
+    assert httpx.post(f"{docent.base}/stream", json={"input": {}}, timeout=30).status_code == 422
+
+
+def test_a_client_that_disconnects_cancels_generation_and_no_turn_is_recorded(
+    docent: ModelBackedDocent,
+) -> None:
+    docent.reset()
+    docent.openai.token_delay_s = 0.3
+    with httpx.stream(
+        "POST", f"{docent.base}/stream", json=body("What bedding do worms need?"), timeout=60
+    ) as r:
+        events = read_sse(r.iter_lines())
+        thread = next(events).data["thread_id"]
+        while next(events).event != "token":
+            pass
+    deadline = time.monotonic() + 10
+    while docent.openai.cancelled_streams == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert docent.openai.cancelled_streams == 1 and docent.openai.finished_streams == 0
+    time.sleep(0.5)
+    assert docent.turns(thread) == []
+    # The thread is still usable, and its next turn is recorded.
+    docent.openai.token_delay_s = 0.0
+    _, again = stream(docent.base, body("What bedding do worms need?", thread_id=thread))
+    assert again[-1].event == "end" and len(docent.turns(thread)) == 1
+
+
+def test_websocket_carries_the_same_events_for_several_questions(docent: ModelBackedDocent) -> None:
+    docent.reset()
+    url = docent.base.replace("http://", "ws://") + "/ws"
+    with connect(url, open_timeout=10) as socket:
+        socket.send(json.dumps(body("What temperature should a hot compost pile reach?")))
+        first = receive_turn(socket)
+        thread = first[0]["data"]["thread_id"]
+        socket.send(json.dumps(body("And how often should it be turned?", thread_id=thread)))
+        second = receive_turn(socket)
+        socket.send(json.dumps({"input": {"message": ""}}))
+        invalid = json.loads(socket.recv(timeout=30))
+    for frames in (first, second):
+        names = [f["event"] for f in frames]
+        assert names[:2] == ["metadata", "sources"] and names[-1] == "end"
+        assert set(names[2:-1]) == {"token"} and len(names) > 4
+        assert frames[-1]["data"]["model"] == "openai/gpt-4o-mini"
+    assert second[0]["data"]["thread_id"] == thread
+    assert invalid["event"] == "error" and invalid["data"]["status"] == 422
+    assert len(docent.turns(thread)) == 2
+    # The follow-up's prompt carried the first turn as history.
+    roles = [m["role"] for m in docent.openai.chat_requests[1]["messages"]]
+    assert roles == ["system", "user", "assistant", "user"]
+
+
+def receive_turn(socket: Any) -> list[dict[str, Any]]:
+    frames: list[dict[str, Any]] = []
+    while not frames or frames[-1]["event"] != "end":
+        frames.append(json.loads(socket.recv(timeout=30)))
+    return frames
