@@ -10,7 +10,8 @@ import hashlib
 import re
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from core.text import STOPWORDS
@@ -39,50 +40,62 @@ class KeywordIndex:
         """Create the collection's tables once; callers hold the lock."""
         name = "kw_" + hashlib.sha1(collection.encode()).hexdigest()[:16]
         if name not in self._ready:
-            self._conn.executescript(
-                f"""
-                CREATE TABLE IF NOT EXISTS {name}_rows (
-                    rowid INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE, source TEXT NOT NULL);
-                CREATE INDEX IF NOT EXISTS {name}_source ON {name}_rows (source);
-                CREATE VIRTUAL TABLE IF NOT EXISTS {name}_fts USING fts5(
-                    text, tokenize = 'porter unicode61 remove_diacritics 2');
-                """
+            # Plain statements, not executescript (which would commit a transaction this runs inside).
+            self._conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {name}_rows ("
+                "rowid INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE, source TEXT NOT NULL)"
+            )
+            self._conn.execute(f"CREATE INDEX IF NOT EXISTS {name}_source ON {name}_rows (source)")
+            self._conn.execute(
+                f"CREATE VIRTUAL TABLE IF NOT EXISTS {name}_fts USING fts5("
+                "text, tokenize = 'porter unicode61 remove_diacritics 2')"
             )
             self._ready.add(name)
         return name
+
+    @contextmanager
+    def transaction(self) -> Iterator[KeywordTransaction]:
+        """One SQLite transaction over the file: keyword rows and anything else kept in it commit together."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield KeywordTransaction(self)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                self._ready.clear()  # tables created inside the transaction are gone too
+                raise
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock, for reads by modules that keep their tables in this file."""
+        with self._lock:
+            yield self._conn
 
     def upsert(
         self, collection: str, ids: Sequence[str], texts: Sequence[str], sources: Sequence[str]
     ) -> None:
         """Index chunks, replacing any with the same id, in one transaction."""
-        with self._lock:
-            table = self._table(collection)
-            self._conn.execute("BEGIN")
-            try:
-                self._delete_locked(table, ids)
-                for chunk_id, text, source in zip(ids, texts, sources, strict=True):
-                    cursor = self._conn.execute(
-                        f"INSERT INTO {table}_rows (chunk_id, source) VALUES (?, ?)", (chunk_id, source)
-                    )
-                    self._conn.execute(
-                        f"INSERT INTO {table}_fts (rowid, text) VALUES (?, ?)", (cursor.lastrowid, text)
-                    )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self.transaction() as tx:
+            tx.upsert(collection, ids, texts, sources)
 
     def delete(self, collection: str, ids: Sequence[str]) -> None:
         """Remove chunks by id (unknown ids are ignored)."""
-        with self._lock:
-            table = self._table(collection)
-            self._conn.execute("BEGIN")
-            try:
-                self._delete_locked(table, ids)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self.transaction() as tx:
+            tx.delete(collection, ids)
+
+    def _upsert_locked(
+        self, collection: str, ids: Sequence[str], texts: Sequence[str], sources: Sequence[str]
+    ) -> None:
+        table = self._table(collection)
+        self._delete_locked(table, ids)
+        for chunk_id, text, source in zip(ids, texts, sources, strict=True):
+            cursor = self._conn.execute(
+                f"INSERT INTO {table}_rows (chunk_id, source) VALUES (?, ?)", (chunk_id, source)
+            )
+            self._conn.execute(
+                f"INSERT INTO {table}_fts (rowid, text) VALUES (?, ?)", (cursor.lastrowid, text)
+            )
 
     def _delete_locked(self, table: str, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), _BATCH):
@@ -132,3 +145,25 @@ class KeywordIndex:
         """Close the index file."""
         with self._lock:
             self._conn.close()
+
+
+class KeywordTransaction:
+    """Writes inside `KeywordIndex.transaction()`: nothing is visible to readers until the block commits."""
+
+    def __init__(self, index: KeywordIndex) -> None:
+        self._index = index
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The connection the transaction runs on, for tables other modules keep in the same file."""
+        return self._index._conn
+
+    def upsert(
+        self, collection: str, ids: Sequence[str], texts: Sequence[str], sources: Sequence[str]
+    ) -> None:
+        """Index chunks, replacing any with the same id."""
+        self._index._upsert_locked(collection, ids, texts, sources)
+
+    def delete(self, collection: str, ids: Sequence[str]) -> None:
+        """Remove chunks by id."""
+        self._index._delete_locked(self._index._table(collection), ids)

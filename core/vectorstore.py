@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import chromadb
@@ -10,7 +10,7 @@ import numpy as np
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.config import Settings as ChromaSettings
-from chromadb.errors import InvalidArgumentError
+from chromadb.errors import InvalidArgumentError, NotFoundError
 
 from core.passages import Passage
 from core.settings import Settings
@@ -65,14 +65,84 @@ class VectorStore:
             )
         except InvalidArgumentError as exc:
             raise CollectionError(f"collection {name!r}: {exc}") from exc
-        stored = (collection.metadata or {}).get("embedding_model")
-        if stored is not None and stored != self._model_id:
+        meta = collection.metadata or {}
+        stored, stored_dimension = meta.get("embedding_model"), meta.get("embedding_dimension")
+        if (stored is not None and stored != self._model_id) or (
+            stored_dimension is not None and stored_dimension != self._dimension
+        ):
             raise EmbeddingMismatchError(
-                f"collection {name!r} was embedded with {stored!r} but the configured embedder is "
-                f"{self._model_id!r}; ingest into another collection or re-embed it"
+                f"collection {name!r} was embedded with {stored!r} ({stored_dimension} dimensions) but the "
+                f"configured embedder is {self._model_id!r} ({self._dimension} dimensions); query it with "
+                f"the model that filled it, ingest into another collection, or re-embed it with "
+                f"`docent reindex --collection {name}`"
             )
         self._collections[name] = collection
         return collection
+
+    @property
+    def model_id(self) -> str:
+        """The embedding model this store writes and queries with."""
+        return self._model_id
+
+    def stored_model(self, name: str) -> str | None:
+        """The embedding model recorded on an existing collection (None: no such collection or no record)."""
+        try:
+            collection = self._client.get_collection(name)
+        except (NotFoundError, ValueError):
+            return None
+        model = (collection.metadata or {}).get("embedding_model")
+        return str(model) if model is not None else None
+
+    def reembed(
+        self,
+        name: str,
+        embed: Callable[[list[str]], np.ndarray],
+        *,
+        page_size: int = 512,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Re-embed every chunk of a collection with this store's model, from the text Chroma holds.
+
+        The new vectors fill a staging collection which then replaces the old one, so queries never see a mix
+        of models. Interrupted, it resumes: chunks already in the staging collection are not embedded again.
+        Returns the number of chunks in the collection.
+        """
+        staging_name = f"{name}.reindex"
+        self._collections.pop(name, None)
+        try:
+            old: Collection | None = self._client.get_collection(name)
+        except (NotFoundError, ValueError):
+            old = None
+        staging = self._client.get_or_create_collection(
+            staging_name,
+            embedding_function=None,
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"embedding_model": self._model_id, "embedding_dimension": self._dimension},
+        )
+        if (staging.metadata or {}).get("embedding_model") != self._model_id:  # left by another model's run
+            self._client.delete_collection(staging_name)
+            return self.reembed(name, embed, page_size=page_size, on_progress=on_progress)
+        if old is not None:
+            total = old.count()
+            for offset in range(0, total, page_size):
+                page = old.get(limit=page_size, offset=offset, include=["documents", "metadatas"])
+                done = set(staging.get(ids=page["ids"], include=[])["ids"]) if page["ids"] else set()
+                todo = [i for i, chunk_id in enumerate(page["ids"]) if chunk_id not in done]
+                if todo:
+                    documents = page["documents"] or []
+                    metadatas = page["metadatas"] or []
+                    texts = [documents[i] for i in todo]
+                    staging.upsert(
+                        ids=[page["ids"][i] for i in todo],
+                        documents=texts,
+                        metadatas=[dict(metadatas[i] or {}) for i in todo],
+                        embeddings=embed(texts),
+                    )
+                if on_progress is not None:
+                    on_progress(min(offset + page_size, total), total)
+            self._client.delete_collection(name)
+        staging.modify(name=name)
+        return staging.count()
 
     def existing_ids(self, name: str, ids: Sequence[str]) -> set[str]:
         """Which of these chunk ids the collection already holds."""
@@ -110,7 +180,7 @@ class VectorStore:
         return set(self.collection(name).get(where={"source": source}, include=[])["ids"])
 
     def passages(self, name: str, ids: Sequence[str], query: np.ndarray) -> dict[str, Passage]:
-        """Chunks by id, scored by cosine similarity to the query vector."""
+        """Chunks by id, scored by cosine similarity to the query vector (the best of several rows)."""
         if not ids:
             return {}
         got = self.collection(name).get(ids=list(ids), include=["documents", "metadatas", "embeddings"])
@@ -118,7 +188,9 @@ class VectorStore:
         metadatas = got["metadatas"] or []
         embeddings = got["embeddings"] if got["embeddings"] is not None else []
         return {
-            chunk_id: _passage(chunk_id, text, meta or {}, float(np.dot(np.asarray(vector), query)))
+            chunk_id: _passage(
+                chunk_id, text, meta or {}, float(np.max(np.atleast_2d(query) @ np.asarray(vector)))
+            )
             for chunk_id, text, meta, vector in zip(got["ids"], documents, metadatas, embeddings, strict=True)
         }
 

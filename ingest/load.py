@@ -13,6 +13,7 @@ import pypdf
 from bs4 import BeautifulSoup
 from bs4.dammit import EncodingDetector
 from bs4.element import NavigableString, PreformattedString, Tag
+from pypdf.errors import LimitReachedError
 
 from core.text import squash
 
@@ -85,25 +86,44 @@ class LoadedDocument:
     warnings: list[str] = field(default_factory=list)
 
 
-def load_path(path: Path) -> LoadedDocument:
-    """Load a local HTML, text/Markdown or PDF file."""
+@dataclass(frozen=True)
+class PdfLimits:
+    """How much of a PDF Docent will parse.
+
+    pypdf's defaults refuse arrays or dictionaries over 100,000 elements (LimitReachedError); real documents
+    with huge font-width or annotation arrays trip that, so the element limit here is deliberately higher.
+    """
+
+    max_pages: int = 2000
+    max_elements: int = 1_000_000
+
+
+@dataclass(frozen=True)
+class RawSource:
+    """A source's bytes before parsing, and which parser they need (`pdf`, `html` or `text`)."""
+
+    source: str
+    data: bytes
+    kind: str
+    name: str
+    charset: str | None = None
+
+
+def read_path(path: Path) -> RawSource:
+    """Read a local HTML, text/Markdown or PDF file's bytes."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise LoadError(f"unsupported file type {suffix or '(none)'}: expected one of {SUPPORTED_LIST}")
-    source = str(path.resolve())
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise LoadError(f"cannot read file: {exc.strerror or exc}") from exc
-    if suffix in PDF_SUFFIXES:
-        return load_pdf(data, source=source, fallback_title=path.name)
-    if suffix in HTML_SUFFIXES:
-        return load_html(data, source=source, fallback_title=path.name)
-    return _text_document(decode_text(data), source=source, title=path.name)
+    kind = "pdf" if suffix in PDF_SUFFIXES else "html" if suffix in HTML_SUFFIXES else "text"
+    return RawSource(str(path.resolve()), data, kind, path.name)
 
 
-def load_url(url: str, client: httpx.Client) -> LoadedDocument:
-    """Fetch a URL (redirects followed) and load it by its content type."""
+def fetch_url(url: str, client: httpx.Client) -> RawSource:
+    """Fetch a URL (redirects followed) and tell its kind from the content type."""
     try:
         response = client.get(url)
     except httpx.TimeoutException as exc:
@@ -127,12 +147,31 @@ def load_url(url: str, client: httpx.Client) -> LoadedDocument:
     if content_type in PDF_CONTENT_TYPES or (
         content_type in ("", "application/octet-stream") and data[:1024].find(b"%PDF-") >= 0
     ):
-        return load_pdf(data, source=url, fallback_title=name)
+        return RawSource(url, data, "pdf", name)
     if content_type in HTML_CONTENT_TYPES or not content_type:
-        return load_html(data, source=url, fallback_title=url, encoding=response.charset_encoding)
+        return RawSource(url, data, "html", url, response.charset_encoding)
     if content_type in TEXT_CONTENT_TYPES:
-        return _text_document(decode_text(data, response.charset_encoding), source=url, title=name)
+        return RawSource(url, data, "text", name, response.charset_encoding)
     raise LoadError(f"unsupported content type {content_type!r}: expected HTML, plain text or PDF")
+
+
+def parse(raw: RawSource, limits: PdfLimits | None = None) -> LoadedDocument:
+    """Turn fetched or read bytes into a document."""
+    if raw.kind == "pdf":
+        return load_pdf(raw.data, source=raw.source, fallback_title=raw.name, limits=limits)
+    if raw.kind == "html":
+        return load_html(raw.data, source=raw.source, fallback_title=raw.name, encoding=raw.charset)
+    return _text_document(decode_text(raw.data, raw.charset), source=raw.source, title=raw.name)
+
+
+def load_path(path: Path, limits: PdfLimits | None = None) -> LoadedDocument:
+    """Load a local HTML, text/Markdown or PDF file."""
+    return parse(read_path(path), limits)
+
+
+def load_url(url: str, client: httpx.Client, limits: PdfLimits | None = None) -> LoadedDocument:
+    """Fetch a URL (redirects followed) and load it by its content type."""
+    return parse(fetch_url(url, client), limits)
 
 
 def load_html(
@@ -224,8 +263,19 @@ def _blocks(node: Tag) -> list[Block]:
     return blocks
 
 
-def load_pdf(data: bytes, *, source: str, fallback_title: str) -> LoadedDocument:
+def load_pdf(
+    data: bytes, *, source: str, fallback_title: str, limits: PdfLimits | None = None
+) -> LoadedDocument:
     """Extract each page's text layer with pypdf; pages keep their 1-based number."""
+    limits = limits or PdfLimits()
+    with pypdf.apply_configuration(
+        array_maximum_element_count=limits.max_elements,
+        dictionary_maximum_element_count=limits.max_elements,
+    ):
+        return _load_pdf(data, source=source, fallback_title=fallback_title, max_pages=limits.max_pages)
+
+
+def _load_pdf(data: bytes, *, source: str, fallback_title: str, max_pages: int) -> LoadedDocument:
     if not data:
         raise LoadError("empty file (0 bytes), not a PDF")
     if data[:1024].find(b"%PDF-") < 0:
@@ -233,6 +283,8 @@ def load_pdf(data: bytes, *, source: str, fallback_title: str) -> LoadedDocument
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         encrypted = reader.is_encrypted
+    except LimitReachedError as exc:
+        raise _limit_error(exc) from exc
     except Exception as exc:  # pypdf raises many exception types on damaged files
         raise LoadError(f"corrupt PDF, cannot be parsed ({_describe(exc)})") from exc
     if encrypted:
@@ -244,16 +296,25 @@ def load_pdf(data: bytes, *, source: str, fallback_title: str) -> LoadedDocument
             raise LoadError("encrypted PDF: it needs a password; ingest a decrypted copy instead")
     try:
         page_count = len(reader.pages)
+    except LimitReachedError as exc:
+        raise _limit_error(exc) from exc
     except Exception as exc:
         raise LoadError(f"corrupt PDF, its page tree cannot be read ({_describe(exc)})") from exc
     if not page_count:
         raise LoadError("PDF has no pages")
+    if page_count > max_pages:
+        raise LoadError(
+            f"PDF has {page_count} pages, over the limit of {max_pages}; "
+            "raise DOCENT_MAX_PDF_PAGES to ingest it"
+        )
     pages: list[Page] = []
     warnings: list[str] = []
     extraction_error: str | None = None
     for number in range(1, page_count + 1):
         try:
             raw = reader.pages[number - 1].extract_text() or ""
+        except LimitReachedError as exc:
+            raise _limit_error(exc) from exc
         except Exception as exc:
             extraction_error = extraction_error or _describe(exc)
             warnings.append(f"page {number}: text extraction failed ({_describe(exc)}); page skipped")
@@ -276,6 +337,13 @@ def load_pdf(data: bytes, *, source: str, fallback_title: str) -> LoadedDocument
         pages=pages,
         page_count=page_count,
         warnings=warnings,
+    )
+
+
+def _limit_error(exc: LimitReachedError) -> LoadError:
+    return LoadError(
+        f"PDF exceeds a parser safety limit ({_describe(exc)}); "
+        "if the file is trusted, raise DOCENT_PDF_MAX_ELEMENTS"
     )
 
 

@@ -1,0 +1,102 @@
+"""POST /ingest starts a background ingestion job; GET /ingest/{job_id} reports its progress and results."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from pathlib import Path
+from typing import Annotated, cast
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import ServicesDep
+from api.schemas import ErrorBody, IngestJobOut, IngestRequest, JobConflict, UploadedFile
+from ingest.jobs import IngestJobs, JobConflictError
+from ingest.pipeline import Ingestor
+
+router = APIRouter(tags=["ingest"])
+
+
+def get_jobs(request: Request) -> IngestJobs:
+    """The process's ingest jobs (made on first use; the event loop is the only writer)."""
+    state = request.app.state
+    if getattr(state, "ingest_jobs", None) is None:
+        state.ingest_jobs = IngestJobs()
+    return cast(IngestJobs, state.ingest_jobs)
+
+
+def allow_ingest() -> None:
+    """Seam for API keys and scopes (not built yet): a scope check on write access belongs here."""
+
+
+JobsDep = Annotated[IngestJobs, Depends(get_jobs)]
+IngestAccess = Annotated[None, Depends(allow_ingest)]
+
+
+def _decode_uploads(files: list[UploadedFile]) -> list[tuple[str, bytes]]:
+    """Each upload's safe file name and bytes; a bad name or bad base64 is a 422."""
+    decoded: list[tuple[str, bytes]] = []
+    for upload in files:
+        name = Path(upload.name.replace("\\", "/")).name
+        if not name or name.startswith("."):
+            raise HTTPException(422, f"files: bad file name {upload.name!r}")
+        try:
+            decoded.append((name, base64.b64decode(upload.content_base64, validate=True)))
+        except (binascii.Error, ValueError) as exc:
+            raise HTTPException(422, f"files: {upload.name!r} is not valid base64") from exc
+    return decoded
+
+
+def _save_uploads(folder: Path, files: list[tuple[str, bytes]]) -> list[str]:
+    """Write uploads under `<data_dir>/uploads/<collection>/`; a file's path is its source URI, so sending
+    the same name again replaces that source (or skips it, unchanged)."""
+    paths: list[str] = []
+    for name, data in files:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+        paths.append(str((folder / name).resolve()))
+    return paths
+
+
+@router.post(
+    "/ingest",
+    status_code=202,
+    response_model=IngestJobOut,
+    responses={409: {"model": JobConflict}, 422: {"model": ErrorBody}},
+)
+async def start_ingest(
+    body: IngestRequest, services: ServicesDep, jobs: JobsDep, _: IngestAccess
+) -> IngestJobOut | JSONResponse:
+    """Start ingesting URLs and files in the background; poll GET /ingest/{id}. One job per collection."""
+    if not body.urls and not body.files:
+        raise HTTPException(422, "give at least one of `urls` or `files`")
+    if bad := [u for u in body.urls if not u.startswith(("http://", "https://"))]:
+        raise HTTPException(422, f"urls: only http(s) URLs can be fetched, got {bad[0]!r}")
+    uploads = _decode_uploads(body.files)
+    collection = body.collection or services.settings.collection
+    try:
+        job = jobs.claim(collection, list(body.urls))
+    except JobConflictError as exc:
+        return JSONResponse({"detail": str(exc), "job_id": exc.job_id}, status_code=409)
+    folder = services.settings.data_dir / "uploads" / collection
+    try:
+        job.items += await asyncio.to_thread(_save_uploads, folder, uploads)
+    except OSError as exc:
+        jobs.fail(job, f"cannot save the uploaded files: {exc}")
+        raise HTTPException(500, job.error) from exc
+    ingestor = Ingestor(services.settings, services.embedder, services.store)
+    task = asyncio.create_task(asyncio.to_thread(jobs.run, job, ingestor))
+    jobs.background.add(task)
+    task.add_done_callback(jobs.background.discard)
+    return IngestJobOut.model_validate(job.to_dict())
+
+
+@router.get("/ingest/{job_id}", response_model=IngestJobOut, responses={404: {"model": ErrorBody}})
+async def ingest_status(job_id: str, jobs: JobsDep) -> IngestJobOut:
+    """A job's progress, per-source results so far, and its summary once done."""
+    job = jobs.get(job_id)
+    if job is None:
+        raise HTTPException(404, f"no ingest job {job_id!r}")
+    return IngestJobOut.model_validate(job.to_dict())

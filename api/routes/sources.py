@@ -1,0 +1,44 @@
+"""GET /sources lists a collection's ingested sources; DELETE /sources/{id} removes one and its chunks."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+
+from api.deps import ServicesDep
+from api.routes.ingest import IngestAccess, JobsDep
+from api.schemas import COLLECTION_PATTERN, ErrorBody, JobConflict, SourceOut, SourceRemoved
+
+router = APIRouter(tags=["sources"])
+CollectionQuery = Annotated[
+    str | None, Query(pattern=COLLECTION_PATTERN, description="Collection (default: the server's).")
+]
+
+
+@router.get("/sources", response_model=list[SourceOut])
+async def list_sources(services: ServicesDep, collection: CollectionQuery = None) -> list[SourceOut]:
+    """Every source of a collection, with its hash, chunk count, embedding model and last error."""
+    name = collection or services.settings.collection
+    records = await asyncio.to_thread(services.store.sources.list, name)
+    return [SourceOut.model_validate(r.to_dict()) for r in records]
+
+
+@router.delete(
+    "/sources/{source_id}",
+    response_model=SourceRemoved,
+    responses={404: {"model": ErrorBody}, 409: {"model": JobConflict}},
+)
+async def delete_source(
+    source_id: str, services: ServicesDep, jobs: JobsDep, _: IngestAccess, collection: CollectionQuery = None
+) -> SourceRemoved:
+    """Remove a source's chunks from both indexes, and its record; refused while a job writes there."""
+    name = collection or services.settings.collection
+    record = await asyncio.to_thread(services.store.sources.get, name, source_id)
+    if record is None:
+        raise HTTPException(404, f"no source {source_id!r} in collection {name!r}")
+    if (running := jobs.running(name)) is not None:
+        raise HTTPException(409, f"an ingest job is running on collection {name!r}: {running}")
+    removed = await asyncio.to_thread(services.store.remove_source, name, record.uri)
+    return SourceRemoved(id=record.id, uri=record.uri, chunks_removed=removed)
