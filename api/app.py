@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from api.routes import health, invoke
+from api.routes import health, ingest, invoke, sources, stream, ws
 from core.checkpoints import open_checkpointer
 from core.providers import UnknownModelError
 from core.services import Services, open_services
@@ -53,6 +53,10 @@ def create_app(settings: Settings | None = None, *, resources: ResourceOpener = 
     )
     app.include_router(health.router)
     app.include_router(invoke.router)
+    app.include_router(stream.router)
+    app.include_router(ws.router)
+    app.include_router(ingest.router)
+    app.include_router(sources.router)
     app.add_exception_handler(UnknownModelError, _client_error(400))
     app.add_exception_handler(EmbeddingMismatchError, _client_error(409))
     return app

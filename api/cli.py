@@ -15,14 +15,18 @@ from core.checkpoints import open_checkpointer
 from core.context import DocentContext
 from core.services import open_services
 from core.settings import get_settings
+from evaluation.cli import evaluate
 from graph.build import build_graph
 from graph.turn import TurnResult, run_turn
-from ingest.cli import ingest
+from ingest.cli import ingest, reindex, sources_app
 
 app = typer.Typer(
     help="Docent: ask questions about your web pages and PDFs, with citations.", no_args_is_help=True
 )
 app.command()(ingest)
+app.command("eval")(evaluate)
+app.command()(reindex)
+app.add_typer(sources_app, name="sources")
 
 
 @app.command()

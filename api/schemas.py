@@ -75,6 +75,7 @@ class UsageOut(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    estimated: bool = Field(False, description="The provider reported no counts: these are estimates.")
 
 
 class InvokeOutput(BaseModel):
@@ -85,6 +86,11 @@ class InvokeOutput(BaseModel):
     thread_id: str
     model: str = Field(description="What produced the answer; `extractive` when no LLM is configured.")
     usage: UsageOut | None = None
+    cost: float | None = Field(
+        None, description="USD from the price table; 0 for models run here; null when the model has no price."
+    )
+    degraded: bool = Field(False, description="The chosen model failed and a fallback answered.")
+    degraded_reason: str | None = Field(None, description="What failed, when `degraded`.")
 
 
 class InvokeMetadata(BaseModel):
@@ -113,3 +119,78 @@ class ErrorBody(BaseModel):
     """Every error reply."""
 
     detail: str
+
+
+class UploadedFile(BaseModel):
+    """A file sent inline with an ingest request."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(
+        min_length=1, max_length=255, description="File name; its suffix picks the parser (.pdf .html .md …)."
+    )
+    content_base64: str = Field(description="The file's bytes, base64-encoded.")
+
+
+class IngestRequest(BaseModel):
+    """Body of POST /ingest: URLs and/or files, into one collection."""
+
+    model_config = ConfigDict(extra="forbid")
+    urls: list[str] = Field(default_factory=list, max_length=1000, description="http(s) URLs to fetch.")
+    files: list[UploadedFile] = Field(default_factory=list, max_length=200, description="Files to ingest.")
+    collection: str | None = Field(None, pattern=COLLECTION_PATTERN, description="Target collection.")
+
+
+class SourceResultOut(BaseModel):
+    """What happened to one source in a job."""
+
+    source: str
+    status: Literal["added", "updated", "unchanged", "failed", "removed"]
+    chunks: int
+    reason: str | None
+
+
+class IngestJobOut(BaseModel):
+    """An ingest job's progress; `results` fills in as sources finish, `summary` when the job ends."""
+
+    id: str
+    collection: str
+    status: Literal["running", "done", "failed"]
+    done: int = Field(description="Sources finished so far.")
+    total: int | None = Field(description="Sources in the job, once known.")
+    current: str | None
+    started_at: str
+    finished_at: str | None
+    error: str | None = Field(description="Why the job failed as a whole (a bad collection, a store error).")
+    results: list[SourceResultOut]
+    summary: dict[str, object] | None
+
+
+class SourceOut(BaseModel):
+    """An ingested source's record."""
+
+    id: str
+    uri: str
+    collection: str
+    content_hash: str | None
+    title: str
+    kind: str
+    pages: int
+    chunks: int
+    embedding_model: str
+    ingested_at: str | None
+    last_error: str | None
+
+
+class SourceRemoved(BaseModel):
+    """Reply to DELETE /sources/{id}."""
+
+    id: str
+    uri: str
+    chunks_removed: int
+
+
+class JobConflict(BaseModel):
+    """409 reply: a job already runs on the collection."""
+
+    detail: str
+    job_id: str

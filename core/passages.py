@@ -35,3 +35,5 @@ class Usage(TypedDict):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    estimated: bool
+    """True when the provider reported no counts and these are estimates (about 4 characters a token)."""

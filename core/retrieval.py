@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
+
 from core.chunk_store import ChunkStore
-from core.embeddings import OnnxMiniLMEmbedder
+from core.embedders import Embedder
 from core.passages import Passage
 from core.settings import Settings
 
@@ -26,7 +29,7 @@ class Retriever:
     query, whichever retriever found it, so relevance floors mean the same thing in every mode.
     """
 
-    def __init__(self, embedder: OnnxMiniLMEmbedder, store: ChunkStore, settings: Settings) -> None:
+    def __init__(self, embedder: Embedder, store: ChunkStore, settings: Settings) -> None:
         self._embedder = embedder
         self._store = store
         self._settings = settings
@@ -35,24 +38,45 @@ class Retriever:
         self, query: str, *, k: int, collection: str, mode: RetrieverMode | None = None
     ) -> list[Passage]:
         """Blocking: run it in a worker thread from async code."""
+        return self.search_all([query], k=k, collection=collection, mode=mode)
+
+    def search_all(
+        self, queries: Sequence[str], *, k: int, collection: str, mode: RetrieverMode | None = None
+    ) -> list[Passage]:
+        """Search with each query and fuse the rankings (RRF, equal weights); a passage gets its best cosine.
+
+        Several queries serve follow-ups: the bare message and the one that carries earlier turns each find
+        passages the other misses. Blocking: run it in a worker thread from async code.
+        """
         mode = mode or self._settings.retriever
-        vector = self._embedder.embed([query])[0]
+        matrix = self._embedder.embed(list(queries))
         vectors = self._store.vectors
-        if mode == "dense":
-            return vectors.search(collection, vector, k)
+        if len(queries) == 1 and mode == "dense":
+            return vectors.search(collection, matrix[0], k)
         depth = max(k, self._settings.retrieval_depth)
-        keyword_ids = [chunk_id for chunk_id, _ in self._store.keywords.search(collection, query, depth)]
+        rankings = [
+            (self._rank(query, vector, collection, mode, depth), 1.0)
+            for query, vector in zip(queries, matrix, strict=True)
+        ]
+        ranked = (
+            rankings[0][0] if len(rankings) == 1 else reciprocal_rank_fusion(rankings, self._settings.rrf_k)
+        )
+        found = vectors.passages(collection, ranked[:k], matrix)
+        return [found[i] for i in ranked[:k] if i in found]
+
+    def _rank(
+        self, query: str, vector: np.ndarray, collection: str, mode: RetrieverMode, depth: int
+    ) -> list[str]:
+        """Chunk ids, best first, for one query in one mode."""
+        keyword_ids = (
+            [] if mode == "dense" else [i for i, _ in self._store.keywords.search(collection, query, depth)]
+        )
         if mode == "bm25":
-            found = vectors.passages(collection, keyword_ids[:k], vector)
-            return [found[i] for i in keyword_ids[:k] if i in found]
-        dense = vectors.search(collection, vector, depth)
-        fused = reciprocal_rank_fusion(
-            [
-                ([p["chunk_id"] for p in dense], self._settings.dense_weight),
-                (keyword_ids, self._settings.bm25_weight),
-            ],
+            return keyword_ids
+        dense_ids = [p["chunk_id"] for p in self._store.vectors.search(collection, vector, depth)]
+        if mode == "dense":
+            return dense_ids
+        return reciprocal_rank_fusion(
+            [(dense_ids, self._settings.dense_weight), (keyword_ids, self._settings.bm25_weight)],
             self._settings.rrf_k,
-        )[:k]
-        found = {p["chunk_id"]: p for p in dense}
-        found.update(vectors.passages(collection, [i for i in fused if i not in found], vector))
-        return [found[i] for i in fused if i in found]
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.chunk_store import ChunkStore, open_chunk_store
-from core.embeddings import OnnxMiniLMEmbedder
+from core.embedders import Embedder
 from core.providers import AnswererRegistry, make_answerers, make_embedder
 from core.records import SqliteRecords
 from core.retrieval import Retriever
@@ -17,7 +17,7 @@ class Services:
     """Everything the graph and the ingestion pipeline use, opened once per process."""
 
     settings: Settings
-    embedder: OnnxMiniLMEmbedder
+    embedder: Embedder
     store: ChunkStore
     retriever: Retriever
     answerers: AnswererRegistry

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -54,6 +54,18 @@ class Settings(BaseSettings):
     )
     chunk_overlap: int = Field(120, ge=0, description="Characters shared by neighbouring chunks.")
     http_timeout_s: float = Field(20.0, gt=0, description="Timeout for fetching one URL.")
+    ingest_workers: int = Field(
+        4, ge=1, le=64, description="Threads fetching URLs and reading/parsing files while the embedder runs."
+    )
+    ingest_batch_chunks: int = Field(
+        512, ge=1, description="Chunks embedded (across sources) and written together in one step."
+    )
+    max_pdf_pages: int = Field(2000, ge=1, description="PDFs with more pages are refused with a reason.")
+    pdf_max_elements: int = Field(
+        1_000_000,
+        ge=1,
+        description="Largest PDF array/dictionary pypdf parses (its default, 100,000, refuses real files).",
+    )
     user_agent: str = Field(
         "Mozilla/5.0 (compatible; DocentBot/0.1; +https://pypi.org/project/docent-rag/)",
         description="User-Agent sent when fetching URLs.",
@@ -66,20 +78,64 @@ class Settings(BaseSettings):
         "hybrid", description="Dense (embeddings), BM25 (keywords), or both fused by reciprocal rank fusion."
     )
     retrieval_depth: int = Field(20, ge=1, le=200, description="Candidates each retriever offers to fusion.")
-    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant (higher: flatter).")
+    rrf_k: int = Field(10, ge=1, description="Reciprocal rank fusion constant (higher: flatter; measured).")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
-    bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
+    bm25_weight: float = Field(2.0, ge=0, description="Weight of the BM25 ranking in fusion (measured).")
     history_turns: int = Field(
         2, ge=0, description="Earlier user turns folded into a follow-up's search query."
     )
-    llm_provider: Literal["extractive"] = Field(
-        "extractive", description="Answering model; `extractive` needs none."
+    llm_provider: Literal["auto", "openai", "ollama", "local", "extractive"] = Field(
+        "auto",
+        description="Answering model provider; `auto`: openai with a key, else a live ollama, else a"
+        " configured GGUF, else extractive.",
+    )
+    llm_model: str | None = Field(
+        None, description="Model name for openai/ollama (default gpt-4o-mini / llama3.2); local: GGUF stem."
+    )
+    llm_fallbacks: str = Field(
+        "", description="Comma list of providers tried in turn when the chosen one fails: `ollama,local`."
+    )
+    openai_base_url: str | None = Field(None, description="Any OpenAI-compatible server; None: OpenAI.")
+    openai_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("DOCENT_OPENAI_API_KEY", "OPENAI_API_KEY", "openai_api_key"),
+        description="API key; plain OPENAI_API_KEY is honoured too.",
+    )
+    ollama_base_url: str = Field("http://127.0.0.1:11434", description="Ollama server.")
+    local_model_path: Path | None = Field(
+        None, description="GGUF file for the in-process `local` provider; None: SmolLM2-135M-Instruct."
+    )
+    local_threads: int = Field(0, ge=0, description="llama.cpp threads; 0 = one per CPU core.")
+    local_context_tokens: int = Field(2048, ge=256, description="llama.cpp context window.")
+    llm_timeout_s: float = Field(
+        60.0, gt=0, description="Per model call: the wait for the first token and between tokens."
+    )
+    llm_max_retries: int = Field(2, ge=0, le=10, description="Retries of a transient failure per provider.")
+    llm_backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles per retry, with jitter.")
+    llm_backoff_max_s: float = Field(8.0, ge=0, description="Longest wait between retries (Retry-After too).")
+    llm_max_tokens: int = Field(512, ge=1, description="Completion tokens at most per answer.")
+    llm_temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature.")
+    llm_prices: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="USD per million (prompt, completion) tokens by model, as JSON"
+        ' `{"gpt-4o-mini": [0.15, 0.6]}`; merged over the built-in table.',
+    )
+    system_prompt: str | None = Field(None, description="Persona and rules; None: the built-in seed.")
+    prompt_history_turns: int = Field(3, ge=0, description="Earlier turns (question, answer) sent to an LLM.")
+    prompt_history_tokens: int = Field(1000, ge=0, description="Token budget (estimated) for that history.")
+    embeddings_provider: Literal["onnx", "openai", "ollama"] = Field(
+        "onnx", description="Embedder: offline ONNX MiniLM, or an openai/ollama embedding endpoint."
+    )
+    embeddings_model: str | None = Field(
+        None, description="Embedding model for openai/ollama (default text-embedding-3-small / all-minilm)."
     )
     answer_sentences: int = Field(
         3, ge=1, le=10, description="Sentences the extractive answerer quotes at most."
     )
 
-    @field_validator("data_dir", "chroma_path", "checkpoint_path", "records_path", "keyword_index_path")
+    @field_validator(
+        "data_dir", "chroma_path", "checkpoint_path", "records_path", "keyword_index_path", "local_model_path"
+    )
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
@@ -103,6 +159,16 @@ class Settings(BaseSettings):
     def records_db(self) -> Path:
         """SQLite file holding one record per answered turn."""
         return self.records_path or self.data_dir / "records.sqlite"
+
+    @property
+    def fallback_providers(self) -> list[str]:
+        """DOCENT_LLM_FALLBACKS as a list, in order."""
+        return [name.strip() for name in self.llm_fallbacks.split(",") if name.strip()]
+
+    @property
+    def llama_threads(self) -> int:
+        """Threads for llama.cpp."""
+        return self.local_threads or os.cpu_count() or 1
 
     @property
     def onnx_threads(self) -> int:

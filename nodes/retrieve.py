@@ -48,15 +48,22 @@ def build_search_query(messages: Sequence[AnyMessage], history_turns: int) -> st
     return "\n".join([*earlier, latest])
 
 
+def search_queries(messages: Sequence[AnyMessage], history_turns: int) -> list[str]:
+    """What to search: the built query and, for a follow-up, the bare message too (rankings are fused)."""
+    built = build_search_query(messages, history_turns)
+    latest = next((m.text for m in reversed(messages) if isinstance(m, HumanMessage)), "")
+    return [built] if built == latest else [built, latest]
+
+
 async def retrieve(
     state: RetrieveInput, runtime: Runtime[DocentContext], *, retriever: Retriever, settings: Settings
 ) -> dict[str, Any]:
     """Top-k passages with scores for the built query (Chroma and ONNX run in a worker thread)."""
-    query = build_search_query(state["messages"], settings.history_turns)
+    queries = search_queries(state["messages"], settings.history_turns)
     knobs = runtime.context or DocentContext()
     k = knobs.k or settings.k
     collection = knobs.collection or settings.collection
     contexts = await asyncio.to_thread(
-        retriever.search, query, k=k, collection=collection, mode=knobs.retriever
+        retriever.search_all, queries, k=k, collection=collection, mode=knobs.retriever
     )
-    return {"search_query": query, "contexts": contexts}
+    return {"search_query": queries[0], "contexts": contexts}
