@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.context import DocentContext
+
 COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$"
 THREAD_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
@@ -57,6 +59,13 @@ class InvokeRequest(BaseModel):
     )
     input: InvokeInput
     config: InvokeConfig = Field(default_factory=InvokeConfig)
+
+    def run_context(self) -> DocentContext:
+        """The run-time knobs this body sets, as the graph's runtime context."""
+        knobs = self.config.configurable
+        return DocentContext(
+            k=knobs.k, collection=knobs.collection, retriever=knobs.retriever, model=knobs.model
+        )
 
 
 class CitationOut(BaseModel):

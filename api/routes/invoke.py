@@ -6,7 +6,6 @@ from fastapi import APIRouter
 
 from api.deps import GraphDep
 from api.schemas import ErrorBody, InvokeRequest, InvokeResponse
-from core.context import DocentContext
 from graph.turn import run_turn
 
 router = APIRouter(tags=["invoke"])
@@ -19,13 +18,7 @@ router = APIRouter(tags=["invoke"])
 )
 async def invoke(body: InvokeRequest, graph: GraphDep) -> InvokeResponse:
     """Answer a question on a thread (a new one when `config.configurable.thread_id` is omitted)."""
-    knobs = body.config.configurable
     result = await run_turn(
-        graph,
-        body.input.message,
-        thread_id=knobs.thread_id,
-        context=DocentContext(
-            k=knobs.k, collection=knobs.collection, retriever=knobs.retriever, model=knobs.model
-        ),
+        graph, body.input.message, thread_id=body.config.configurable.thread_id, context=body.run_context()
     )
     return InvokeResponse.model_validate(result.output())

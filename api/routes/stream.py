@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.deps import GraphDep, ServicesDep
 from api.schemas import ErrorBody, InvokeRequest
-from core.context import DocentContext
 from core.vectorstore import CollectionError
+from graph.build import DocentGraph
 from graph.turn import stream_turn
 
 router = APIRouter(tags=["stream"])
@@ -20,10 +21,20 @@ router = APIRouter(tags=["stream"])
 STREAM_HEADERS = {"X-Accel-Buffering": "no", "Cache-Control": "no-cache"}
 
 
-def turn_context(body: InvokeRequest) -> DocentContext:
-    """The run-time knobs of an /invoke-shaped body."""
-    knobs = body.config.configurable
-    return DocentContext(k=knobs.k, collection=knobs.collection, retriever=knobs.retriever, model=knobs.model)
+async def turn_events(graph: DocentGraph, body: InvokeRequest) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """The events of one turn, shared by /stream and /ws. A collection error, which /invoke answers with a
+    409, becomes an in-band `error` event: the stream has already begun.
+    """
+    try:
+        async for name, data in stream_turn(
+            graph,
+            body.input.message,
+            thread_id=body.config.configurable.thread_id,
+            context=body.run_context(),
+        ):
+            yield name, data
+    except CollectionError as exc:
+        yield "error", {"detail": str(exc), "status": 409}
 
 
 @router.post(
@@ -42,15 +53,7 @@ async def stream(body: InvokeRequest, graph: GraphDep, services: ServicesDep) ->
     services.answerers.get(body.config.configurable.model)  # an unknown model is a 400, before any event
 
     async def events() -> AsyncIterator[ServerSentEvent]:
-        try:
-            async for name, data in stream_turn(
-                graph,
-                body.input.message,
-                thread_id=body.config.configurable.thread_id,
-                context=turn_context(body),
-            ):
-                yield ServerSentEvent(event=name, data=json.dumps(data))
-        except CollectionError as exc:  # the 409 of /invoke, told in-band: the 200 is already sent
-            yield ServerSentEvent(event="error", data=json.dumps({"detail": str(exc), "status": 409}))
+        async for name, data in turn_events(graph, body):
+            yield ServerSentEvent(event=name, data=json.dumps(data))
 
     return EventSourceResponse(events(), headers=STREAM_HEADERS, ping=15)

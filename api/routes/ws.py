@@ -10,13 +10,11 @@ from typing import cast
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from api.routes.stream import turn_context
+from api.routes.stream import turn_events
 from api.schemas import InvokeRequest
 from core.providers import UnknownModelError
 from core.services import Services
-from core.vectorstore import CollectionError
 from graph.build import DocentGraph
-from graph.turn import stream_turn
 
 router = APIRouter(tags=["stream"])
 
@@ -50,16 +48,8 @@ async def ws(websocket: WebSocket) -> None:
         except UnknownModelError as exc:
             await websocket.send_json({"event": "error", "data": {"detail": str(exc), "status": 400}})
             return
-        try:
-            async for name, data in stream_turn(
-                graph,
-                body.input.message,
-                thread_id=body.config.configurable.thread_id,
-                context=turn_context(body),
-            ):
-                await websocket.send_json({"event": name, "data": data})
-        except CollectionError as exc:
-            await websocket.send_json({"event": "error", "data": {"detail": str(exc), "status": 409}})
+        async for name, data in turn_events(graph, body):
+            await websocket.send_json({"event": name, "data": data})
 
     receiver = asyncio.create_task(receive())
     try:
