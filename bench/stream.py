@@ -1,17 +1,25 @@
-"""Time to first token of POST /stream, against what Docent cannot avoid: the model server's own time to
-first token for the same final prompt, and the retrieval floor.
+"""Docent's own share of the time to first token of POST /stream: what is left once the model's time to first
+token and the retrieval floor are taken away.
 
 1. Setup: a temporary data dir filled by `docent ingest` (default corpus: data/sample); llama-cpp-python's
    OpenAI-compatible server with SmolLM2-135M-Instruct (needs the `local` extra); `docent serve` using it
    through the `openai` provider. Every process is stopped at the end.
-2. Per run (a question from a fixed list, `--runs` times after a warm-up):
-   - stream: POST /stream, time from sending to the first `token` event (new thread each time);
-   - model: the same final prompt (built in-process from the same retrieval with core.prompts) sent straight
-     to the llama.cpp server, streamed, time to its first content delta;
+2. Per run (a question from a fixed list, `--runs` times after a warm-up; a short unrelated prompt first
+   resets llama.cpp's prompt cache):
+   - client TTFT: POST /stream (one kept-alive httpx client for all runs), time from sending to the first
+     `token` event (new thread each time); the same turn's `end` event brings the server's `timings`, among
+     them `model_ttft_ms`: the model's time to first chunk for this very request, measured in the server from
+     the model request (client library included) to its first content chunk;
    - floor: embed the query + one Chroma query, in-process.
-   Before each of the two model-bound timings a short unrelated prompt resets llama.cpp's prompt cache, so
-   neither timing reuses the other's evaluated prompt.
-3. Report p50/p95 of each series and of overhead = stream - model - floor (per run). `--json OUT` writes all.
+   overhead = client TTFT - model_ttft_ms - floor, and its parts (they add up to it):
+   - transport = client TTFT - to_model_request_ms - model_ttft_ms - first_chunk_to_token_ms
+     (client to server, and the first token's way back over SSE),
+   - before the model = to_model_request_ms - floor (graph, checkpoints, hybrid retrieval beyond the floor),
+   - first_chunk_to_token_ms (the model's first chunk through LangGraph's stream to the `token` event).
+   Secondary series (unless --no-direct), the old pairing: the same final prompt (built in-process from the
+   same retrieval with core.prompts) sent straight to llama.cpp after another cache reset; its TTFT swings by
+   hundreds of ms from the one inside the turn, so `paired_overhead_ms` is noise-dominated.
+3. Report p50/p95/mean of each series, and the load average before and after. `--json OUT` writes all.
 
     .venv/bin/python bench/stream.py --runs 24 --k 2
 """
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -52,25 +61,46 @@ QUESTIONS = (
 ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 
 
+SERIES = (
+    "client_ttft_ms",
+    "model_ttft_ms",
+    "floor_ms",
+    "overhead_ms",
+    "transport_ms",
+    "before_model_ms",
+    "first_chunk_to_token_ms",
+    "retrieve_ms",
+    "to_model_request_ms",
+)
+SECONDARY = ("direct_ttft_ms", "paired_overhead_ms")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
 
 
-def stream_ttft(base: str, question: str) -> float:
+def stream_turn(client: httpx.Client, base: str, question: str) -> tuple[float, dict[str, Any]]:
+    """Client TTFT (s) of one POST /stream, and its `end` event's data. The client is made beforehand: making
+    one (its TLS context) takes tens of ms, which are no part of the server's overhead.
+    """
     start = time.perf_counter()
-    with httpx.stream("POST", f"{base}/stream", json={"input": {"message": question}}, timeout=120) as reply:
+    first: float | None = None
+    end: dict[str, Any] | None = None
+    body = {"input": {"message": question}}
+    with client.stream("POST", f"{base}/stream", json=body, timeout=120) as reply:
         event = ""
-        first = None
         for line in reply.iter_lines():
             if line.startswith("event:"):
                 event = line.partition(":")[2].strip()
                 if event == "token" and first is None:
                     first = time.perf_counter() - start
-        if first is None:
-            raise RuntimeError(f"no token event for {question!r}")
-        return first
+            elif line.startswith("data:") and event == "end":
+                end = json.loads(line.partition(":")[2])
+    if first is None or end is None:
+        raise RuntimeError(f"no token or no end event for {question!r}")
+    return first, end
 
 
 def model_ttft(client: httpx.Client, llama: str, messages: list[dict[str, str]]) -> float:
@@ -97,6 +127,25 @@ def reset_prompt_cache(client: httpx.Client, llama: str) -> None:
     client.post(f"{llama}/chat/completions", json=body, timeout=60).raise_for_status()
 
 
+def row_of(client_ttft: float, timings: dict[str, Any], floor: float) -> dict[str, float]:
+    """One run's series in ms, from the client's TTFT, the turn's server timings and the floor."""
+    client_ms, floor_ms = client_ttft * 1e3, floor * 1e3
+    model_ms = float(timings["model_ttft_ms"])
+    to_request = float(timings["to_model_request_ms"])
+    to_token = float(timings["first_chunk_to_token_ms"])
+    return {
+        "client_ttft_ms": client_ms,
+        "model_ttft_ms": model_ms,
+        "floor_ms": floor_ms,
+        "overhead_ms": client_ms - model_ms - floor_ms,
+        "transport_ms": client_ms - to_request - model_ms - to_token,
+        "before_model_ms": to_request - floor_ms,
+        "first_chunk_to_token_ms": to_token,
+        "retrieve_ms": float(timings["retrieve_ms"]),
+        "to_model_request_ms": to_request,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -104,8 +153,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=24)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--k", type=int, default=2, help="passages per prompt (fewer: shorter model prompts)")
+    parser.add_argument("--no-direct", action="store_true", help="skip the secondary paired direct series")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="docent-bench-stream-"))
     data_dir = work / "data"
     done = run_docent(["ingest", str(SAMPLE_CORPUS), "--json"], docent_env(data_dir))
@@ -149,35 +200,49 @@ def main() -> None:
             for i in range(args.warmup + args.runs):
                 question = QUESTIONS[i % len(QUESTIONS)]
                 reset_prompt_cache(client, llama)
-                stream = stream_ttft(base, question)
+                client_ttft, end = stream_turn(client, base, question)
+                if end["degraded"] or end["timings"]["model_ttft_ms"] is None:
+                    raise RuntimeError(f"the model did not answer {question!r}: {end.get('degraded_reason')}")
                 start = time.perf_counter()
                 vector = services.embedder.embed([question])[0]
                 services.store.vectors.search(settings.collection, vector, settings.k)
                 floor = time.perf_counter() - start
-                passages = services.retriever.search(question, k=settings.k, collection=settings.collection)
-                request = AnswerRequest(question=question, search_query=question, passages=passages)
-                prompt = build_messages(
-                    request,
-                    system_prompt=None,
-                    max_turns=settings.prompt_history_turns,
-                    max_tokens=settings.prompt_history_tokens,
-                )
-                messages = [{"role": ROLES[m.type], "content": m.text} for m in prompt]
-                reset_prompt_cache(client, llama)
-                model = model_ttft(client, llama, messages)
-                if i >= args.warmup:
-                    rows.append(
-                        {
-                            "stream_ms": stream * 1e3,
-                            "model_ms": model * 1e3,
-                            "floor_ms": floor * 1e3,
-                            "overhead_ms": (stream - model - floor) * 1e3,
-                        }
+                row = row_of(client_ttft, end["timings"], floor)
+                if not args.no_direct:
+                    passages = services.retriever.search(
+                        question, k=settings.k, collection=settings.collection
                     )
+                    request = AnswerRequest(question=question, search_query=question, passages=passages)
+                    prompt = build_messages(
+                        request,
+                        system_prompt=None,
+                        max_turns=settings.prompt_history_turns,
+                        max_tokens=settings.prompt_history_tokens,
+                    )
+                    messages = [{"role": ROLES[m.type], "content": m.text} for m in prompt]
+                    reset_prompt_cache(client, llama)
+                    direct = model_ttft(client, llama, messages) * 1e3
+                    row["direct_ttft_ms"] = direct
+                    row["paired_overhead_ms"] = row["client_ttft_ms"] - direct - row["floor_ms"]
+                if i >= args.warmup:
+                    rows.append(row)
     finally:
         services.close()
-    summary: dict[str, Any] = {"runs": len(rows), "max_tokens": MAX_TOKENS, "k": args.k}
-    for key in ("stream_ms", "model_ms", "floor_ms", "overhead_ms"):
+    load_after = os.getloadavg()
+    summary: dict[str, Any] = {
+        "runs": len(rows),
+        "max_tokens": MAX_TOKENS,
+        "k": args.k,
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in load_after],
+    }
+    print(
+        f"{len(rows)} runs, k={args.k}, max_tokens={MAX_TOKENS}; "
+        f"load average before {summary['loadavg_before']}, after {summary['loadavg_after']}"
+    )
+    for key in SERIES + (() if args.no_direct else SECONDARY):
+        if key == SECONDARY[0]:
+            print("secondary, a separate direct request to llama.cpp (its TTFT varies from the turn's):")
         values = [r[key] for r in rows]
         summary[key] = {
             "p50": round(percentile(values, 50), 1),
@@ -185,7 +250,7 @@ def main() -> None:
             "mean": round(statistics.fmean(values), 1),
         }
         print(
-            f"{key:12} p50 {summary[key]['p50']:8.1f}  p95 {summary[key]['p95']:8.1f}  "
+            f"{key:24} p50 {summary[key]['p50']:8.1f}  p95 {summary[key]['p95']:8.1f}  "
             f"mean {summary[key]['mean']:8.1f}"
         )
     if args.json:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -29,6 +30,17 @@ class PromptOptions:
     system_prompt: str | None = None
     history_turns: int = 3
     history_tokens: int = 1000
+
+
+@dataclass(frozen=True)
+class TimedAnswer(Answer):
+    """A model's answer, with when (`time.perf_counter()`, this process) its request was issued and its first
+    content chunk arrived: the model's own time to first token, as seen in-process.
+    """
+
+    requested_at: float | None = None
+    first_chunk_at: float | None = None
+    """None when the model streamed no content."""
 
 
 def cited_passages(text: str, passages: Sequence[Passage]) -> list[Citation]:
@@ -99,7 +111,7 @@ class ChatAnswerer:
         """`provider/model`, e.g. `ollama/llama3.2`."""
         return f"{self.provider}/{self.model_name}"
 
-    async def answer(self, request: AnswerRequest) -> Answer:
+    async def answer(self, request: AnswerRequest) -> TimedAnswer:
         """Stream the answer; raise StreamInterruptedError if the model fails after its first token."""
         messages = build_messages(
             request,
@@ -108,6 +120,8 @@ class ChatAnswerer:
             max_tokens=self._prompt.history_tokens,
         )
         full: AIMessageChunk | None = None
+        first_chunk_at: float | None = None
+        requested_at = time.perf_counter()
         stream = self._chat.astream(messages).__aiter__()
         try:
             while True:
@@ -118,6 +132,8 @@ class ChatAnswerer:
                     break
                 except TimeoutError as exc:
                     raise ModelTimeoutError(f"no token for {self._timeout_s:g}s from {self.model}") from exc
+                if first_chunk_at is None and chunk.text:
+                    first_chunk_at = time.perf_counter()
                 full = chunk if full is None else full + chunk
         except Exception as exc:
             if full is not None and full.text:
@@ -130,12 +146,14 @@ class ChatAnswerer:
                 await stream.aclose()  # type: ignore[attr-defined]
         text = (full.text if full is not None else "").strip()
         usage = usage_of(full, messages, text)
-        return Answer(
+        return TimedAnswer(
             text=text,
             citations=cited_passages(text, request.passages),
             model=self.model,
             usage=usage,
             cost=answer_cost(self.provider, self.model_name, usage, self._prices),
+            requested_at=requested_at,
+            first_chunk_at=first_chunk_at,
         )
 
 

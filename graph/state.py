@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal, NotRequired
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
@@ -11,10 +11,18 @@ from typing_extensions import TypedDict
 from core.passages import Citation, Passage, Usage
 
 
+class PriorMessage(TypedDict):
+    """A message of a conversation held elsewhere (an OpenAI-style client's history)."""
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
 class InputState(TypedDict):
-    """One user turn."""
+    """One user turn; `history` seeds a new thread with a conversation held by the client."""
 
     message: str
+    history: NotRequired[list[PriorMessage]]
 
 
 class OutputState(TypedDict):
@@ -37,3 +45,5 @@ class DocentState(InputState, OutputState):
     search_query: str
     contexts: list[Passage]
     started_at: float
+    model_ms: float
+    """Wall time of the turn's answerer call (retries and fallbacks included), from summarize."""

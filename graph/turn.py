@@ -5,6 +5,7 @@ waited for whole (`run_turn`) or streamed as events (`stream_turn`).
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from langchain_core.runnables import RunnableConfig
 from core.context import DocentContext
 from core.passages import Citation, Passage, Usage
 from graph.build import DocentGraph
-from graph.state import InputState
+from graph.state import InputState, PriorMessage
 
 EventName = Literal["metadata", "sources", "token", "error", "end"]
 TurnEvent = tuple[EventName, dict[str, Any]]
@@ -74,14 +75,28 @@ def _result(thread: str, run_id: uuid.UUID, values: dict[str, Any]) -> TurnResul
     )
 
 
+def _input(message: str, history: Sequence[PriorMessage] | None) -> InputState:
+    state = InputState(message=message)
+    if history:
+        state["history"] = list(history)
+    return state
+
+
 async def run_turn(
-    graph: DocentGraph, message: str, *, thread_id: str | None = None, context: DocentContext | None = None
+    graph: DocentGraph,
+    message: str,
+    *,
+    thread_id: str | None = None,
+    context: DocentContext | None = None,
+    history: Sequence[PriorMessage] | None = None,
 ) -> TurnResult:
-    """Ask one question on a thread (a new thread when none is given) and wait for the answer."""
+    """Ask one question on a thread (a new thread when none is given) and wait for the answer. `history`
+    (a client-held conversation) goes before the question; give it only for a new thread.
+    """
     thread = thread_id or new_thread_id()
     run_id = uuid.uuid4()
     config: RunnableConfig = {"configurable": {"thread_id": thread}, "run_id": run_id}
-    result = await graph.ainvoke({"message": message}, config, context=context or DocentContext())
+    result = await graph.ainvoke(_input(message, history), config, context=context or DocentContext())
     return _result(thread, run_id, result)
 
 
@@ -100,14 +115,51 @@ def numbered_sources(passages: Sequence[Passage]) -> list[Citation]:
     ]
 
 
+@dataclass
+class _TurnClock:
+    """`time.perf_counter()` instants of one streamed turn, for the `end` event's `timings`."""
+
+    start: float
+    retrieve_start: float | None = None
+    retrieve_end: float | None = None
+    model_request: float | None = None
+    model_first_chunk: float | None = None
+    first_token: float | None = None
+
+    def timings(self, end: float) -> dict[str, float | None]:
+        """Milliseconds (0.1 ms), None where the turn had no such instant (the extractive answerer sends
+        no model request).
+        """
+        return {
+            "retrieve_ms": _ms(self.retrieve_start, self.retrieve_end),
+            "to_model_request_ms": _ms(self.start, self.model_request),
+            "model_ttft_ms": _ms(self.model_request, self.model_first_chunk),
+            "first_chunk_to_token_ms": _ms(self.model_first_chunk, self.first_token),
+            "first_token_ms": _ms(self.start, self.first_token),
+            "total_ms": _ms(self.start, end),
+        }
+
+
+def _ms(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else round((end - start) * 1000, 1)
+
+
 async def stream_turn(
-    graph: DocentGraph, message: str, *, thread_id: str | None = None, context: DocentContext | None = None
+    graph: DocentGraph,
+    message: str,
+    *,
+    thread_id: str | None = None,
+    context: DocentContext | None = None,
+    history: Sequence[PriorMessage] | None = None,
 ) -> AsyncIterator[TurnEvent]:
     """One turn as events: `metadata`, `sources` (before any token), `token`s from the summarize node,
     `error` if the model failed mid-stream, and `end` once the turn is recorded. `end.answer` is the answer of
-    record: after an `error` it replaces the tokens streamed so far. Closing the iterator cancels the turn
+    record: after an `error` it replaces the tokens streamed so far. `end.timings` splits the turn's time in
+    this process: turn start to the model request (retrieval included), the model's time to its first
+    chunk, that chunk to the first `token` event, and the whole turn. Closing the iterator cancels the turn
     before it is recorded.
     """
+    clock = _TurnClock(start=time.perf_counter())
     thread = thread_id or new_thread_id()
     run_id = uuid.uuid4()
     config: RunnableConfig = {"configurable": {"thread_id": thread}, "run_id": run_id}
@@ -115,28 +167,39 @@ async def stream_turn(
     answer: dict[str, Any] = {}
     streamed = False
     async for mode, payload in _graph_parts(
-        graph, InputState(message=message), config, context or DocentContext()
+        graph, _input(message, history), config, context or DocentContext()
     ):
         if mode == "messages":
             chunk, meta = payload
             if meta.get("langgraph_node") != "summarize" or not chunk.text:
                 continue
+            # An answerer that does not stream (extractive) hands its whole answer over as one AIMessage;
+            # after a streamed answer, that message only repeats the tokens.
             if isinstance(chunk, AIMessageChunk):
                 streamed = True
-                yield "token", {"text": chunk.text}
-            elif isinstance(chunk, AIMessage) and not streamed:
-                # An answerer that does not stream (extractive) hands its whole answer over as one token.
-                yield "token", {"text": chunk.text}
+            elif not isinstance(chunk, AIMessage) or streamed:
+                continue
+            if clock.first_token is None:
+                clock.first_token = time.perf_counter()
+            yield "token", {"text": chunk.text}
         elif mode == "updates":
             for node, update in payload.items():
                 if node == "retrieve" and update:
                     yield "sources", {"sources": numbered_sources(update["contexts"])}
                 elif node == "summarize" and update:
                     answer = update
+        elif mode == "tasks" and payload.get("name") == "retrieve":
+            if "triggers" in payload:
+                clock.retrieve_start = time.perf_counter()
+            else:
+                clock.retrieve_end = time.perf_counter()
         elif mode == "custom" and payload.get("event") == "error":
             yield "error", {"reason": payload.get("reason")}
+        elif mode == "custom" and payload.get("event") == "model_timing":
+            clock.model_request = payload.get("requested_at")
+            clock.model_first_chunk = payload.get("first_chunk_at")
     end = _result(thread, run_id, answer)
-    yield "end", {**end.fields(), "run_id": end.run_id}
+    yield "end", {**end.fields(), "run_id": end.run_id, "timings": clock.timings(time.perf_counter())}
 
 
 async def _graph_parts(
@@ -151,7 +214,7 @@ async def _graph_parts(
     async def produce() -> None:
         try:
             stream = graph.astream(
-                state, config, context=context, stream_mode=["updates", "messages", "custom"]
+                state, config, context=context, stream_mode=["updates", "messages", "custom", "tasks"]
             )
             async for part in cast(AsyncIterator[tuple[str, Any]], stream):
                 parts.put_nowait(part)

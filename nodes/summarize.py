@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage
 from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
-from core.answering import AnswerRequest, Role
+from core.answering import Answer, AnswerRequest, Role
 from core.context import DocentContext
+from core.llm import TimedAnswer
+from core.metrics import DEGRADED_ANSWERS, MODEL_LATENCY, MODEL_TOKENS
 from core.passages import Passage
 from core.providers import AnswererRegistry
 
@@ -27,7 +30,9 @@ async def summarize(
     state: SummarizeInput, runtime: Runtime[DocentContext], *, answerers: AnswererRegistry
 ) -> dict[str, Any]:
     """Ask the chosen answerer (an LLM streams its tokens to the graph's `messages` stream from here); the
-    answer joins the thread as an AI message. A model failure mid-stream is told as a custom `error` event.
+    answer joins the thread as an AI message. Custom stream events: `error` when the model failed mid-stream,
+    `model_timing` (the `time.perf_counter()` instants of the model request and its first content chunk) when
+    a model answered.
     """
     answerer = answerers.get(runtime.context.model if runtime.context else None)
     history: list[tuple[Role, str]] = [
@@ -39,9 +44,20 @@ async def summarize(
         passages=state["contexts"],
         history=history,
     )
+    started = time.perf_counter()
     answer = await answerer.answer(request)
+    model_s = time.perf_counter() - started
+    _observe(answer, model_s)
     if answer.interrupted:
         runtime.stream_writer({"event": "error", "reason": answer.degraded_reason})
+    if isinstance(answer, TimedAnswer) and answer.requested_at is not None:
+        runtime.stream_writer(
+            {
+                "event": "model_timing",
+                "requested_at": answer.requested_at,
+                "first_chunk_at": answer.first_chunk_at,
+            }
+        )
     return {
         "answer": answer.text,
         "citations": answer.citations,
@@ -50,5 +66,16 @@ async def summarize(
         "cost": answer.cost,
         "degraded": answer.degraded,
         "degraded_reason": answer.degraded_reason,
+        "model_ms": round(model_s * 1000, 1),
         "messages": [AIMessage(content=answer.text, response_metadata={"model": answer.model})],
     }
+
+
+def _observe(answer: Answer, seconds: float) -> None:
+    """The turn's answering time, tokens and degradation, in the process's Prometheus metrics."""
+    MODEL_LATENCY.labels(model=answer.model).observe(seconds)
+    if answer.usage is not None:
+        MODEL_TOKENS.labels(answer.model, "prompt").inc(answer.usage["prompt_tokens"])
+        MODEL_TOKENS.labels(answer.model, "completion").inc(answer.usage["completion_tokens"])
+    if answer.degraded:
+        DEGRADED_ANSWERS.inc()

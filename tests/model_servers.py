@@ -299,7 +299,8 @@ class SseEvent:
 
 def read_sse(lines: Iterator[str]) -> Iterator[SseEvent]:
     """Parse a raw `text/event-stream` line by line (comments and pings skipped)."""
-    event, data = "message", []
+    event: str = "message"
+    data: list[str] = []
     for line in lines:
         if line == "":
             if data:

@@ -6,6 +6,7 @@ Needs the `local` extra (`pip install -e '.[local]'`, which .ci/run installs).
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,6 +90,7 @@ def test_openai_provider_answers_through_invoke_with_a_llama_cpp_server(docent: 
 
 
 def test_openai_provider_streams_tokens_from_a_llama_cpp_server(docent: str) -> None:
+    sent = time.monotonic()
     with httpx.stream(
         "POST", f"{docent}/stream", json=ask_body("How much do red wigglers eat per day?"), timeout=120
     ) as reply:
@@ -101,6 +103,15 @@ def test_openai_provider_streams_tokens_from_a_llama_cpp_server(docent: str) -> 
     end = events[-1].data
     assert end["model"] == f"openai/{MODEL}" and not end["degraded"]
     assert "".join(t.data["text"] for t in tokens).strip() == end["answer"]
+    # The model's time to first chunk for this very request, as the server saw it, within the turn.
+    timings = end["timings"]
+    assert 0 < timings["model_ttft_ms"] <= timings["first_token_ms"] <= timings["total_ms"]
+    assert 0 < timings["retrieve_ms"] <= timings["to_model_request_ms"]
+    assert timings["first_chunk_to_token_ms"] >= 0
+    parts = timings["to_model_request_ms"] + timings["model_ttft_ms"] + timings["first_chunk_to_token_ms"]
+    assert parts == pytest.approx(timings["first_token_ms"], abs=0.3)
+    assert timings["first_token_ms"] <= 1000 * (tokens[0].at - sent)
+    assert timings["total_ms"] <= 1000 * (events[-1].at - sent)
 
 
 async def test_local_provider_answers_in_process_with_exact_token_counts() -> None:
@@ -128,3 +139,6 @@ async def test_local_provider_tokens_reach_the_graphs_stream(sample_services: Se
     end = events[-1][1]
     assert end["model"] == f"local/{MODEL}" and "".join(tokens).strip() == end["answer"]
     assert sample_services.records.turns(end["thread_id"])[0].model == f"local/{MODEL}"
+    timings = end["timings"]
+    assert 0 < timings["model_ttft_ms"] <= timings["first_token_ms"] <= timings["total_ms"]
+    assert timings["to_model_request_ms"] >= timings["retrieve_ms"] > 0

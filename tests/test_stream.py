@@ -7,13 +7,28 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from prometheus_client import REGISTRY
 from websockets.sync.client import connect
 
-from tests.model_servers import ModelBackedDocent, SseEvent, model_backed_docent, read_sse
+from core.services import Services
+from core.settings import Settings
+from graph.build import build_graph
+from graph.turn import stream_turn
+from tests.model_servers import (
+    ModelBackedDocent,
+    ModelScript,
+    SseEvent,
+    model_backed_docent,
+    openai_app,
+    read_sse,
+    serving,
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +52,7 @@ def test_sse_sends_metadata_sources_tokens_then_end_and_tokens_arrive_before_the
 ) -> None:
     docent.reset()
     docent.openai.token_delay_s = 0.05
+    sent = time.monotonic()
     headers, events = stream(docent.base, body("What temperature should a hot compost pile reach?"))
     assert headers["content-type"].startswith("text/event-stream")
     assert headers["cache-control"] == "no-cache" and headers["x-accel-buffering"] == "no"
@@ -66,6 +82,16 @@ def test_sse_sends_metadata_sources_tokens_then_end_and_tokens_arrive_before_the
     prompt = docent.openai.chat_requests[0]["messages"][-1]["content"]
     assert '<passage n="1"' in prompt and sources.data["sources"][0]["snippet"][:40] in prompt
     assert docent.turns(metadata.data["thread_id"])[0][1] == end.data["answer"]
+    # The server's timings of this turn: the model's time to first chunk covers the scripted 50 ms wait before
+    # it, and every span lies inside what the client saw.
+    timings = end.data["timings"]
+    assert 50 <= timings["model_ttft_ms"] < 1000 * (tokens[0].at - sent)
+    assert 0 < timings["retrieve_ms"] <= timings["to_model_request_ms"]
+    assert timings["first_chunk_to_token_ms"] >= 0
+    parts = timings["to_model_request_ms"] + timings["model_ttft_ms"] + timings["first_chunk_to_token_ms"]
+    assert parts == pytest.approx(timings["first_token_ms"], abs=0.3)
+    assert timings["first_token_ms"] <= 1000 * (tokens[0].at - sent)
+    assert 13 * 50 <= timings["total_ms"] <= 1000 * (end.at - sent)
 
 
 def test_sse_with_the_extractive_answerer_sends_its_answer_as_one_token(docent: ModelBackedDocent) -> None:
@@ -75,6 +101,10 @@ def test_sse_with_the_extractive_answerer_sends_its_answer_as_one_token(docent: 
     assert events[2].data["text"] == events[3].data["answer"]
     assert events[3].data["model"] == "extractive" and events[3].data["cost"] == 0.0
     assert not docent.openai.chat_requests
+    timings = events[3].data["timings"]
+    assert timings["to_model_request_ms"] is None and timings["model_ttft_ms"] is None
+    assert timings["first_chunk_to_token_ms"] is None
+    assert 0 < timings["retrieve_ms"] < timings["first_token_ms"] <= timings["total_ms"]
 
 
 def test_stream_rejects_an_unknown_model_with_a_400_before_any_event(docent: ModelBackedDocent) -> None:
@@ -136,3 +166,68 @@ def receive_turn(socket: Any) -> list[dict[str, Any]]:
     while not frames or frames[-1]["event"] != "end":
         frames.append(json.loads(socket.recv(timeout=30)))
     return frames
+
+
+@pytest.fixture
+def openai_script() -> Iterator[tuple[str, ModelScript]]:
+    """The scripted OpenAI-compatible server, on its own, for in-process graphs."""
+    script = ModelScript()
+    with serving(openai_app(script)) as base:
+        yield base, script
+
+
+@pytest.fixture
+def settings(tmp_path: Path, openai_script: tuple[str, ModelScript]) -> Settings:
+    """In-process services of this module answer with the scripted server, then extractive."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        llm_provider="openai",
+        openai_base_url=f"{openai_script[0]}/v1",
+        llm_model="gpt-4o-mini",
+        llm_timeout_s=2,
+        llm_max_retries=0,
+    )
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_a_streamed_turn_records_model_time_in_the_state_and_the_metrics(
+    sample_services: Services, openai_script: tuple[str, ModelScript]
+) -> None:
+    script = openai_script[1]
+    script.token_delay_s = 0.02
+    graph = build_graph(sample_services, InMemorySaver())
+    model = "openai/gpt-4o-mini"
+    latency = sample("docent_model_duration_seconds_count", model=model)
+    latency_sum = sample("docent_model_duration_seconds_sum", model=model)
+    prompt = sample("docent_model_tokens_total", model=model, kind="prompt")
+    completion = sample("docent_model_tokens_total", model=model, kind="completion")
+    degraded = sample("docent_degraded_answers_total")
+
+    events = [event async for event in stream_turn(graph, "What bedding do worms need?")]
+    end = events[-1][1]
+    assert end["model"] == model and not end["degraded"]
+    state = (await graph.aget_state({"configurable": {"thread_id": end["thread_id"]}})).values
+    # The answerer call spans the model's whole stream: at least the time to its first chunk, and the 14
+    # paced chunks (13 words and the stop), 20 ms apart.
+    assert state["model_ms"] >= max(end["timings"]["model_ttft_ms"], 14 * 20)
+    assert state["model_ms"] < end["timings"]["total_ms"]
+    assert "model_ms" not in end
+    assert sample("docent_model_duration_seconds_count", model=model) == latency + 1
+    observed = sample("docent_model_duration_seconds_sum", model=model) - latency_sum
+    assert observed == pytest.approx(state["model_ms"] / 1000, abs=0.001)
+    assert sample("docent_model_tokens_total", model=model, kind="prompt") == prompt + 321
+    assert sample("docent_model_tokens_total", model=model, kind="completion") == completion + 13
+    assert sample("docent_degraded_answers_total") == degraded
+
+    # The model fails: the extractive answer is degraded, counted, and has no model timings.
+    script.faults = ["500"]
+    extractive = sample("docent_model_duration_seconds_count", model="extractive")
+    events = [event async for event in stream_turn(graph, "What is bokashi?")]
+    end = events[-1][1]
+    assert end["model"] == "extractive" and end["degraded"]
+    assert sample("docent_degraded_answers_total") == degraded + 1
+    assert sample("docent_model_duration_seconds_count", model="extractive") == extractive + 1
+    assert end["timings"]["model_ttft_ms"] is None and end["timings"]["to_model_request_ms"] is None
