@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import httpx
 from langchain_core.language_models import BaseChatModel
@@ -25,6 +26,7 @@ DEFAULT_EMBEDDING_MODELS = {"openai": "text-embedding-3-small", "ollama": "all-m
 LLM_PROVIDERS = ("openai", "ollama", "local", "extractive")
 # OpenAI-compatible servers other than OpenAI's (llama.cpp, vLLM, LM Studio) usually want no key.
 NO_KEY = "not-needed"
+OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
 class UnknownModelError(ValueError):
@@ -179,6 +181,32 @@ def make_chat_answerer(settings: Settings, provider: str, model: str | None) -> 
         ),
         prices={**DEFAULT_PRICES, **settings.llm_prices},
     )
+
+
+@dataclass(frozen=True)
+class ModelProbe:
+    """A GET that answers 200 while a remote model server is up and accepts our key."""
+
+    url: str
+    headers: dict[str, str]
+
+
+def provider_of(model: str) -> str:
+    """The provider of an answering model named `provider/model` (`extractive` is its own provider)."""
+    return model.partition("/")[0]
+
+
+def model_probe(settings: Settings, provider: str) -> ModelProbe | None:
+    """How to tell that a provider's server is reachable: `<openai base>/models` (with the key) for
+    OpenAI-compatible servers, `/api/tags` for Ollama; None for in-process providers (local, extractive).
+    """
+    if provider == "openai":
+        base = (settings.openai_base_url or OPENAI_BASE_URL).rstrip("/")
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key is not None else NO_KEY
+        return ModelProbe(f"{base}/models", {"Authorization": f"Bearer {key}"})
+    if provider == "ollama":
+        return ModelProbe(f"{settings.ollama_base_url.rstrip('/')}/api/tags", {})
+    return None
 
 
 def _openai_key(settings: Settings) -> SecretStr:

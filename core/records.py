@@ -27,7 +27,18 @@ CREATE TABLE IF NOT EXISTS turns (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS turns_thread ON turns (thread_id, id);
+CREATE TABLE IF NOT EXISTS threads (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    title TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS threads_owner ON threads (owner, updated_at);
 """
+
+# A thread first seen through a turn (CLI, Studio) belongs to nobody an API key can name.
+NO_OWNER = ""
 
 # Columns added after the first release; a database made before them gets them on open.
 _ADDED_COLUMNS = {
@@ -40,6 +51,22 @@ _COLUMNS = (
     "thread_id, run_id, question, answer, citations, model, latency_ms, prompt_tokens, completion_tokens,"
     " created_at, usage_estimated, cost_usd, degraded, degraded_reason"
 )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class ThreadInfo:
+    """A thread's ownership and summary: title is its first question (None before any turn)."""
+
+    id: str
+    owner: str
+    title: str | None
+    turns: int
+    created_at: str
+    updated_at: str
 
 
 @dataclass(frozen=True)
@@ -57,7 +84,7 @@ class TurnRecord:
     cost: float | None = None
     degraded: bool = False
     degraded_reason: str | None = None
-    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
+    created_at: str = field(default_factory=_now)
 
 
 class SqliteRecords:
@@ -76,9 +103,16 @@ class SqliteRecords:
                 self._conn.execute(f"ALTER TABLE turns ADD COLUMN {column} {kind}")
 
     def add_turn(self, record: TurnRecord) -> None:
-        """Store one turn durably."""
+        """Store one turn durably, and touch its thread (made ownerless if it is new)."""
         usage = record.usage
-        with self._lock:
+        with self._lock, self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute(
+                "INSERT INTO threads (id, owner, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT(id) DO UPDATE SET updated_at = excluded.updated_at,"
+                " title = coalesce(threads.title, excluded.title)",
+                (record.thread_id, NO_OWNER, record.question, record.created_at, record.created_at),
+            )
             self._conn.execute(
                 f"INSERT INTO turns ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -108,15 +142,76 @@ class SqliteRecords:
             ).fetchall()
         return [_record(row) for row in rows]
 
+    def claim_thread(self, thread_id: str, owner: str) -> bool:
+        """Make `owner` the owner of a thread nobody has used yet; True when `owner` owns it now."""
+        now = _now()
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO threads (id, owner, title, created_at, updated_at)"
+                " VALUES (?, ?, NULL, ?, ?)",
+                (thread_id, owner, now, now),
+            )
+            row = self._conn.execute("SELECT owner FROM threads WHERE id = ?", (thread_id,)).fetchone()
+        return row is not None and row[0] == owner
+
+    def thread(self, thread_id: str) -> ThreadInfo | None:
+        """One thread's summary, or None when it has never been used."""
+        with self._lock:
+            row = self._conn.execute(_THREAD_SELECT + " WHERE t.id = ?", (thread_id,)).fetchone()
+        return ThreadInfo(*row) if row else None
+
+    def threads(self, owner: str, *, limit: int, offset: int) -> tuple[list[ThreadInfo], int]:
+        """An owner's threads, most recently updated first, and how many there are in all."""
+        with self._lock:
+            rows = self._conn.execute(
+                _THREAD_SELECT + " WHERE t.owner = ? ORDER BY t.updated_at DESC, t.id LIMIT ? OFFSET ?",
+                (owner, limit, offset),
+            ).fetchall()
+            (total,) = self._conn.execute("SELECT count(*) FROM threads WHERE owner = ?", (owner,)).fetchone()
+        return [ThreadInfo(*row) for row in rows], int(total)
+
+    def delete_thread(self, thread_id: str) -> int:
+        """Remove a thread and its turn records; returns the number of turns removed."""
+        with self._lock, self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            removed = self._conn.execute("DELETE FROM turns WHERE thread_id = ?", (thread_id,)).rowcount
+            self._conn.execute("DELETE FROM threads WHERE id = ?", (thread_id,))
+        return int(removed)
+
+    def ping(self) -> None:
+        """Raise if the database cannot be read."""
+        with self._lock:
+            self._conn.execute("SELECT 1 FROM threads LIMIT 1").fetchall()
+
     def close(self) -> None:
         """Close the database file."""
         with self._lock:
             self._conn.close()
 
 
+_THREAD_SELECT = (
+    "SELECT t.id, t.owner, t.title, (SELECT count(*) FROM turns WHERE thread_id = t.id),"
+    " t.created_at, t.updated_at FROM threads t"
+)
+
+
 def _record(row: tuple[Any, ...]) -> TurnRecord:
-    (thread_id, run_id, question, answer, citations, model, latency_ms, prompt, completion, created_at,
-     estimated, cost, degraded, degraded_reason) = row
+    (
+        thread_id,
+        run_id,
+        question,
+        answer,
+        citations,
+        model,
+        latency_ms,
+        prompt,
+        completion,
+        created_at,
+        estimated,
+        cost,
+        degraded,
+        degraded_reason,
+    ) = row
     usage: Usage | None = None
     if prompt is not None or completion is not None:
         usage = Usage(

@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.keys import KeySpec
+
 
 class Settings(BaseSettings):
     """Docent's configuration. Every field can be set as `DOCENT_<FIELD>` or in `.env`."""
@@ -133,8 +135,54 @@ class Settings(BaseSettings):
         3, ge=1, le=10, description="Sentences the extractive answerer quotes at most."
     )
 
+    # HTTP API: keys, limits, guardrail, observability
+    auth: Literal["on", "off"] = Field(
+        "on", description="`off` serves every route without a key (the server warns at start)."
+    )
+    api_keys: list[KeySpec] = Field(
+        default_factory=list,
+        description='Keys as JSON `[{"name": "ci", "sha256": "<hex>", "scopes": ["query"]}]`, besides'
+        " the keys file.",
+    )
+    api_keys_file: Path | None = Field(
+        None, description="Keys file written by `docent keys create`; default `<data_dir>/api_keys.json`."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description='Origins allowed by CORS, as JSON `["https://app.example"]`; none.'
+    )
+    rate_limit_per_minute: float = Field(
+        120.0, ge=0, description="Requests per minute per key (token bucket refill); 0 turns limiting off."
+    )
+    rate_limit_burst: int = Field(30, ge=1, description="Token bucket size: requests a key may make at once.")
+    rate_limit_backend: Literal["memory", "redis"] = Field(
+        "memory", description="`memory`: per process; `redis`: shared by every replica."
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for the shared rate limiter.")
+    redis_prefix: str = Field("docent", min_length=1, description="Prefix of every Redis key Docent writes.")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body (except /ingest).")
+    max_upload_bytes: int = Field(
+        50_000_000, ge=1024, description="Largest /ingest body (files come base64-encoded inside)."
+    )
+    max_message_chars: int = Field(8000, ge=1, le=100_000, description="Longest question.")
+    max_k: int = Field(20, ge=1, le=50, description="Most passages a request may ask for.")
+    batch_max_items: int = Field(32, ge=1, description="Most inputs in one POST /batch.")
+    batch_concurrency: int = Field(4, ge=1, description="Inputs of one /batch answered at once.")
+    blocked_patterns: list[str] = Field(
+        default_factory=list,
+        description='Input guardrail: regexes (case-insensitive) refused with a 400, as JSON `["secret"]`.',
+    )
+    metrics_public: bool = Field(False, description="Serve /metrics without a key (else: `admin` scope).")
+    log_format: Literal["json", "text"] = Field("json", description="`docent serve` log lines.")
+    log_level: str = Field("info", description="Log level of `docent serve`.")
+
     @field_validator(
-        "data_dir", "chroma_path", "checkpoint_path", "records_path", "keyword_index_path", "local_model_path"
+        "data_dir",
+        "chroma_path",
+        "checkpoint_path",
+        "records_path",
+        "keyword_index_path",
+        "local_model_path",
+        "api_keys_file",
     )
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
@@ -159,6 +207,11 @@ class Settings(BaseSettings):
     def records_db(self) -> Path:
         """SQLite file holding one record per answered turn."""
         return self.records_path or self.data_dir / "records.sqlite"
+
+    @property
+    def keys_file(self) -> Path:
+        """JSON file of API key hashes written by `docent keys create`."""
+        return self.api_keys_file or self.data_dir / "api_keys.json"
 
     @property
     def fallback_providers(self) -> list[str]:

@@ -38,6 +38,7 @@ class IngestJob:
     results: list[SourceResult] = field(default_factory=list)
     summary: IngestSummary | None = None
     error: str | None = None
+    owner: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view; `results` lists each finished source with its status (and reason)."""
@@ -68,12 +69,13 @@ class IngestJobs:
         self._running: dict[str, str] = {}
         self.background: set[Any] = set()  # the callers' handles on running jobs (kept from the GC)
 
-    def claim(self, collection: str, items: list[str]) -> IngestJob:
-        """Register a job on a collection, or raise JobConflictError naming the one already running."""
+    def claim(self, collection: str, items: list[str], owner: str = "") -> IngestJob:
+        """Register a job on a collection for `owner` (who alone may read its progress), or raise
+        JobConflictError naming the one already running."""
         with self._lock:
             if (running := self._running.get(collection)) is not None:
                 raise JobConflictError(collection, running)
-            job = IngestJob(id=uuid.uuid4().hex, collection=collection, items=items)
+            job = IngestJob(id=uuid.uuid4().hex, collection=collection, items=items, owner=owner)
             self._jobs[job.id] = job
             self._running[collection] = job.id
             return job

@@ -12,6 +12,7 @@ from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
 from core.context import DocentContext
+from core.metrics import RETRIEVAL_LATENCY
 from core.retrieval import Retriever
 from core.settings import Settings
 from core.text import terms
@@ -63,7 +64,9 @@ async def retrieve(
     knobs = runtime.context or DocentContext()
     k = knobs.k or settings.k
     collection = knobs.collection or settings.collection
-    contexts = await asyncio.to_thread(
-        retriever.search_all, queries, k=k, collection=collection, mode=knobs.retriever
-    )
+    mode = knobs.retriever or settings.retriever
+    with RETRIEVAL_LATENCY.labels(retriever=mode).time():
+        contexts = await asyncio.to_thread(
+            retriever.search_all, queries, k=k, collection=collection, mode=mode
+        )
     return {"search_query": queries[0], "contexts": contexts}

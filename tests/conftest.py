@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from core.embeddings import OnnxMiniLMEmbedder
 from core.providers import make_embedder
 from core.services import Services, open_services
 from core.settings import Settings
 from ingest.pipeline import Ingestor
-from tests.helpers import SAMPLE_CORPUS
+from tests.helpers import REDIS_URL, SAMPLE_CORPUS
 
 
 @pytest.fixture(autouse=True)
@@ -28,6 +30,20 @@ def isolated_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def settings(tmp_path: Path) -> Settings:
     """Settings whose every store lives in this test's temp dir."""
     return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A Redis key prefix of this test alone, for the Redis at 127.0.0.1:6379; its keys are deleted after."""
+    name = f"docent-test-{uuid.uuid4().hex}"
+    yield name
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{name}:*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="session")

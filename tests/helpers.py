@@ -18,6 +18,7 @@ SHARED = (REPO_ROOT.parent / "shared").resolve()
 ENERGY_CORPUS = SHARED / "corpus" / "energy-saving"
 SAMPLE_CORPUS = REPO_ROOT / "data" / "sample"
 VENV_BIN = Path(sys.executable).parent
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def free_port() -> int:
@@ -31,8 +32,24 @@ def docent_env(data_dir: Path, **extra: str) -> dict[str, str]:
     """The environment for a `docent` subprocess whose stores live under data_dir."""
     # A developer's own provider settings must not change what the tests run against.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCENT_", "OPENAI_", "OLLAMA_"))}
-    env.update({"DOCENT_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **extra})
+    # Auth is on by default and the server refuses to start without keys; tests about something else serve
+    # without keys (tests of auth pass DOCENT_AUTH="on").
+    env.update({"DOCENT_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", "DOCENT_AUTH": "off", **extra})
     return env
+
+
+def ingest_sample(data_dir: Path) -> Path:
+    """Ingest the repo's sample corpus into data_dir with the real `docent ingest`; returns data_dir."""
+    done = run_docent(["ingest", str(SAMPLE_CORPUS), "--json"], docent_env(data_dir))
+    assert done.returncode == 0, done.stderr
+    return data_dir
+
+
+def create_key(data_dir: Path, name: str, scopes: str = "query") -> str:
+    """A new API key made by `docent keys create` in data_dir's keys file (the last line it prints)."""
+    done = run_docent(["keys", "create", name, "--scopes", scopes], docent_env(data_dir), timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
 
 
 def run_docent(
