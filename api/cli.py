@@ -1,4 +1,4 @@
-"""The `docent` command: ingest, ask and serve."""
+"""The `docent` command: ingest, ask, serve, eval, sources, reindex and keys."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from api.app import NoKeysError, open_keyring
+from api.keys_cli import keys_app
+from api.logging_setup import logging_config
 from core.checkpoints import open_checkpointer
 from core.context import DocentContext
 from core.services import open_services
@@ -27,6 +30,7 @@ app.command()(ingest)
 app.command("eval")(evaluate)
 app.command()(reindex)
 app.add_typer(sources_app, name="sources")
+app.add_typer(keys_app, name="keys")
 
 
 @app.command()
@@ -69,8 +73,21 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """Run the HTTP API with uvicorn."""
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port)
+    """Run the HTTP API with uvicorn; logs are JSON lines (DOCENT_LOG_FORMAT=text: plain text)."""
+    settings = get_settings()
+    try:
+        log_config = logging_config(settings)
+        if settings.auth == "on":
+            open_keyring(settings)  # the app checks again at start; this says it without a traceback
+    except NoKeysError as exc:
+        Console(stderr=True, soft_wrap=True).print(f"error: {exc}", style="red", markup=False)
+        raise typer.Exit(2) from exc
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    # The observability middleware writes one access line per request (with its request id): not uvicorn.
+    uvicorn.run(
+        "api.app:create_app", factory=True, host=host, port=port, log_config=log_config, access_log=False
+    )
 
 
 def main() -> None:

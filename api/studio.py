@@ -22,4 +22,4 @@ async def _shared_resources(settings: Settings) -> AsyncIterator[Resources]:
         yield services, STUDIO.require_checkpointer()
 
 
-app = create_app(resources=_shared_resources)
+app = create_app(resources=_shared_resources, under_langgraph=True)

@@ -11,15 +11,14 @@ import pytest
 
 from core.checkpoints import open_checkpointer
 from core.settings import Settings
-from tests.helpers import SAMPLE_CORPUS, docent_env, docent_server, run_docent
+from tests.helpers import docent_server, ingest_sample
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir holding the ingested sample corpus, shared by this module's servers."""
     path = tmp_path_factory.mktemp("api") / "data"
-    done = run_docent(["ingest", str(SAMPLE_CORPUS), "--json"], docent_env(path))
-    assert done.returncode == 0, done.stderr
+    ingest_sample(path)
     return path
 
 

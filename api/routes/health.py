@@ -1,15 +1,58 @@
-"""GET /health: the process is up and what it serves."""
+"""GET /health: the process is up and what it serves. GET /ready: its stores and model answer right now."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from importlib.metadata import version
+from typing import Literal
 
-from fastapi import APIRouter
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from pydantic import BaseModel, ConfigDict
 
-from api.deps import ServicesDep
+from api.deps import GraphDep, ServicesDep
 from api.schemas import Health
+from core.providers import model_probe, provider_of
+from core.services import Services
+from graph.build import DocentGraph
 
 router = APIRouter(tags=["health"])
+
+CHECK_TIMEOUT_S = 2.0
+# A thread id no request can use (thread ids are validated), read by the checkpointer check.
+_PROBE_THREAD = "__docent_ready__"
+
+Probe = Callable[[], Awaitable[str | None]]
+
+
+class Readiness(BaseModel):
+    """Body of GET /ready: `ok` or the reason for each check."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ready",
+                    "checks": {"records": "ok", "chroma": "ok", "checkpointer": "ok", "model": "ok"},
+                },
+                {
+                    "status": "not ready",
+                    "checks": {
+                        "records": "ok",
+                        "chroma": "ok",
+                        "checkpointer": "ok",
+                        "model": "unreachable: All connection attempts failed",
+                    },
+                },
+            ]
+        }
+    )
+
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str]
 
 
 @router.get("/health", response_model=Health)
@@ -21,3 +64,93 @@ async def health(services: ServicesDep) -> Health:
         models=services.answerers.names,
         collection=services.settings.collection,
     )
+
+
+@router.get(
+    "/ready",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "A check failed; its entry says why."}},
+)
+async def ready(request: Request, services: ServicesDep, graph: GraphDep) -> JSONResponse:
+    """Readiness: 200 when the records DB, Chroma and the checkpointer answer and the default model's server
+    is reachable (in-process models always are); else 503 naming the failed checks. Each check has 2 s.
+    """
+    probes: dict[str, Probe] = {
+        "records": lambda: asyncio.to_thread(_records, services),
+        "chroma": lambda: asyncio.to_thread(_chroma, services),
+        "checkpointer": lambda: _checkpointer(graph),
+        "model": lambda: _model(services),
+    }
+    runner = _runner(request)
+    results = await asyncio.gather(*(runner.run(name, probe) for name, probe in probes.items()))
+    checks = dict(zip(probes, results, strict=True))
+    ok = all(result == "ok" for result in checks.values())
+    body = Readiness(status="ready" if ok else "not ready", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+
+def _records(services: Services) -> None:
+    services.records.ping()
+
+
+def _chroma(services: Services) -> None:
+    # Reads the default collection's record (creates nothing); raises when Chroma cannot be read.
+    services.store.vectors.stored_model(services.settings.collection)
+
+
+async def _checkpointer(graph: DocentGraph) -> None:
+    saver = graph.checkpointer
+    if isinstance(saver, BaseCheckpointSaver):
+        await saver.aget_tuple({"configurable": {"thread_id": _PROBE_THREAD}})
+
+
+async def _model(services: Services) -> str | None:
+    probe = model_probe(services.settings, provider_of(services.answerers.default))
+    if probe is None:
+        return None
+    try:
+        async with httpx.AsyncClient(timeout=CHECK_TIMEOUT_S) as client:
+            reply = await client.get(probe.url, headers=probe.headers)
+    except httpx.HTTPError as exc:
+        return f"unreachable: {exc or type(exc).__name__}"
+    return None if reply.status_code == 200 else f"model server answered HTTP {reply.status_code}"
+
+
+class _ProbeRunner:
+    """Runs each check at most once at a time: a check still running from an earlier call is waited on
+    again, not started twice, so a hung store cannot fill the worker threads with probes.
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[str, asyncio.Task[str | None]] = {}
+
+    async def run(self, name: str, probe: Probe) -> str:
+        """`ok`, or why the check failed (its error, or a timeout)."""
+        task = self._running.get(name)
+        if task is None or task.done():
+            task = asyncio.ensure_future(probe())
+            task.add_done_callback(_consume)
+            self._running[name] = task
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                failure = await asyncio.shield(task)
+        except TimeoutError:
+            return f"timed out after {CHECK_TIMEOUT_S:g}s"
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return failure or "ok"
+
+
+def _consume(task: asyncio.Task[str | None]) -> None:
+    """Retrieve a finished check's exception, so one nobody waited for is not reported as lost."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _runner(request: Request) -> _ProbeRunner:
+    state = request.app.state
+    runner = getattr(state, "readiness_probes", None)
+    if not isinstance(runner, _ProbeRunner):
+        runner = _ProbeRunner()
+        state.readiness_probes = runner
+    return runner

@@ -9,10 +9,21 @@ from pathlib import Path
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
+from api.auth import IngestCaller
 from api.deps import ServicesDep
-from api.schemas import ErrorBody, IngestJobOut, IngestRequest, JobConflict, UploadedFile
+from api.schemas import (
+    AUTH_ERRORS,
+    SAMPLE_JOB,
+    ErrorBody,
+    IngestJobOut,
+    IngestRequest,
+    JobConflict,
+    UploadedFile,
+    ValidationErrorBody,
+)
 from ingest.jobs import IngestJobs, JobConflictError
 from ingest.pipeline import Ingestor
 
@@ -27,12 +38,7 @@ def get_jobs(request: Request) -> IngestJobs:
     return cast(IngestJobs, state.ingest_jobs)
 
 
-def allow_ingest() -> None:
-    """Seam for API keys and scopes (not built yet): a scope check on write access belongs here."""
-
-
 JobsDep = Annotated[IngestJobs, Depends(get_jobs)]
-IngestAccess = Annotated[None, Depends(allow_ingest)]
 
 
 def _decode_uploads(files: list[UploadedFile]) -> list[tuple[str, bytes]]:
@@ -64,10 +70,16 @@ def _save_uploads(folder: Path, files: list[tuple[str, bytes]]) -> list[str]:
     "/ingest",
     status_code=202,
     response_model=IngestJobOut,
-    responses={409: {"model": JobConflict}, 422: {"model": ErrorBody}},
+    responses={
+        **AUTH_ERRORS,
+        400: {"model": ErrorBody, "description": "The body is not UTF-8 JSON."},
+        409: {"model": JobConflict, "description": "A job already runs on the collection."},
+        413: {"model": ErrorBody, "description": "Body over DOCENT_MAX_UPLOAD_BYTES."},
+        422: {"model": ValidationErrorBody, "description": "Invalid body."},
+    },
 )
 async def start_ingest(
-    body: IngestRequest, services: ServicesDep, jobs: JobsDep, _: IngestAccess
+    body: IngestRequest, services: ServicesDep, jobs: JobsDep, caller: IngestCaller
 ) -> IngestJobOut | JSONResponse:
     """Start ingesting URLs and files in the background; poll GET /ingest/{id}. One job per collection."""
     if not body.urls and not body.files:
@@ -77,7 +89,7 @@ async def start_ingest(
     uploads = _decode_uploads(body.files)
     collection = body.collection or services.settings.collection
     try:
-        job = jobs.claim(collection, list(body.urls))
+        job = jobs.claim(collection, list(body.urls), owner=caller.name)
     except JobConflictError as exc:
         return JSONResponse({"detail": str(exc), "job_id": exc.job_id}, status_code=409)
     folder = services.settings.data_dir / "uploads" / collection
@@ -93,10 +105,21 @@ async def start_ingest(
     return IngestJobOut.model_validate(job.to_dict())
 
 
-@router.get("/ingest/{job_id}", response_model=IngestJobOut, responses={404: {"model": ErrorBody}})
-async def ingest_status(job_id: str, jobs: JobsDep) -> IngestJobOut:
-    """A job's progress, per-source results so far, and its summary once done."""
+@router.get(
+    "/ingest/{job_id}",
+    response_model=IngestJobOut,
+    responses={**AUTH_ERRORS, 404: {"model": ErrorBody, "description": "No such job for this key."}},
+)
+async def ingest_status(
+    job_id: Annotated[
+        str, PathParam(description="The job's id, from POST /ingest.", examples=[SAMPLE_JOB["id"]])
+    ],
+    jobs: JobsDep,
+    caller: IngestCaller,
+) -> IngestJobOut:
+    """A job's progress, per-source results so far, and its summary once done (only to the key that started
+    it)."""
     job = jobs.get(job_id)
-    if job is None:
+    if job is None or job.owner != caller.name:
         raise HTTPException(404, f"no ingest job {job_id!r}")
     return IngestJobOut.model_validate(job.to_dict())

@@ -5,20 +5,27 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 
+from api.auth import IngestCaller, QueryCaller
 from api.deps import ServicesDep
-from api.routes.ingest import IngestAccess, JobsDep
-from api.schemas import COLLECTION_PATTERN, ErrorBody, JobConflict, SourceOut, SourceRemoved
+from api.routes.ingest import JobsDep
+from api.schemas import AUTH_ERRORS, COLLECTION_PATTERN, ErrorBody, JobConflict, SourceOut, SourceRemoved
 
 router = APIRouter(tags=["sources"])
 CollectionQuery = Annotated[
-    str | None, Query(pattern=COLLECTION_PATTERN, description="Collection (default: the server's).")
+    str | None,
+    Query(pattern=COLLECTION_PATTERN, description="Collection (default: the server's).", examples=["docent"]),
+]
+SourceId = Annotated[
+    str, Path(description="The source's id (from GET /sources).", examples=["9facee259573f7b5"])
 ]
 
 
-@router.get("/sources", response_model=list[SourceOut])
-async def list_sources(services: ServicesDep, collection: CollectionQuery = None) -> list[SourceOut]:
+@router.get("/sources", response_model=list[SourceOut], responses=AUTH_ERRORS)
+async def list_sources(
+    services: ServicesDep, caller: QueryCaller, collection: CollectionQuery = None
+) -> list[SourceOut]:
     """Every source of a collection, with its hash, chunk count, embedding model and last error."""
     name = collection or services.settings.collection
     records = await asyncio.to_thread(services.store.sources.list, name)
@@ -28,10 +35,18 @@ async def list_sources(services: ServicesDep, collection: CollectionQuery = None
 @router.delete(
     "/sources/{source_id}",
     response_model=SourceRemoved,
-    responses={404: {"model": ErrorBody}, 409: {"model": JobConflict}},
+    responses={
+        **AUTH_ERRORS,
+        404: {"model": ErrorBody, "description": "No such source in the collection."},
+        409: {"model": JobConflict, "description": "An ingest job is writing to the collection."},
+    },
 )
 async def delete_source(
-    source_id: str, services: ServicesDep, jobs: JobsDep, _: IngestAccess, collection: CollectionQuery = None
+    source_id: SourceId,
+    services: ServicesDep,
+    jobs: JobsDep,
+    caller: IngestCaller,
+    collection: CollectionQuery = None,
 ) -> SourceRemoved:
     """Remove a source's chunks from both indexes, and its record; refused while a job writes there."""
     name = collection or services.settings.collection

@@ -6,11 +6,14 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from api.auth import QueryCaller
 from api.deps import GraphDep, ServicesDep
-from api.schemas import ErrorBody, InvokeRequest
+from api.limits import check_question
+from api.ownership import thread_for_turn
+from api.schemas import AUTH_ERRORS, ErrorBody, InvokeRequest, ValidationErrorBody
 from core.vectorstore import CollectionError
 from graph.build import DocentGraph
 from graph.turn import stream_turn
@@ -19,18 +22,37 @@ router = APIRouter(tags=["stream"])
 
 # Proxies must pass each event on as it comes, and nobody may cache a live answer.
 STREAM_HEADERS = {"X-Accel-Buffering": "no", "Cache-Control": "no-cache"}
+STREAM_EXAMPLE = """\
+event: metadata
+data: {"thread_id": "0d7bd59d38914dec8f92b3633fa64c19", "run_id": "3a303ca7-6b98-4ec9-bfc1-0206e5e7d382"}
+
+event: sources
+data: {"sources": [{"n": 1, "source": "data/sample/compost-field-guide.pdf", "title": "Compost Field Guide", \
+"page": 4, "snippet": "Bokashi is a Japanese method that ferments food scraps in an airtight bucket."}]}
+
+event: token
+data: {"text": "Bokashi is a Japanese method that ferments food scraps in an airtight bucket. [1]"}
+
+event: end
+data: {"answer": "Bokashi is a Japanese method that ferments food scraps in an airtight bucket. [1]", \
+"citations": [{"n": 1, "source": "data/sample/compost-field-guide.pdf", "title": "Compost Field Guide", \
+"page": 4, "snippet": "Bokashi is a Japanese method that ferments food scraps in an airtight bucket."}], \
+"thread_id": "0d7bd59d38914dec8f92b3633fa64c19", "model": "extractive", "usage": null, "cost": 0.0, \
+"degraded": false, "degraded_reason": null, "run_id": "3a303ca7-6b98-4ec9-bfc1-0206e5e7d382", \
+"timings": {"retrieve_ms": 14.7, "first_token_ms": 21.1, "total_ms": 29.6}}
+
+"""
 
 
-async def turn_events(graph: DocentGraph, body: InvokeRequest) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """The events of one turn, shared by /stream and /ws. A collection error, which /invoke answers with a
-    409, becomes an in-band `error` event: the stream has already begun.
+async def turn_events(
+    graph: DocentGraph, body: InvokeRequest, thread_id: str
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """The events of one turn on a thread the caller owns, shared by /stream and /ws. A collection error,
+    which /invoke answers with a 409, becomes an in-band `error` event: the stream has already begun.
     """
     try:
         async for name, data in stream_turn(
-            graph,
-            body.input.message,
-            thread_id=body.config.configurable.thread_id,
-            context=body.run_context(),
+            graph, body.input.message, thread_id=thread_id, context=body.run_context()
         ):
             yield name, data
     except CollectionError as exc:
@@ -41,19 +63,36 @@ async def turn_events(graph: DocentGraph, body: InvokeRequest) -> AsyncIterator[
     "/stream",
     response_class=EventSourceResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "metadata, sources, token…, error?, end"},
-        400: {"model": ErrorBody},
-        422: {"description": "Invalid body"},
+        200: {
+            "content": {"text/event-stream": {"example": STREAM_EXAMPLE}},
+            "description": "metadata, sources, token…, error?, end",
+        },
+        **AUTH_ERRORS,
+        400: {
+            "model": ErrorBody,
+            "description": "Unknown model, blocked by the input guardrail, or a body that is not UTF-8 JSON.",
+        },
+        404: {"model": ErrorBody, "description": "The thread belongs to another key."},
+        413: {"model": ErrorBody, "description": "Body too large."},
+        422: {
+            "model": ValidationErrorBody,
+            "description": "Invalid body, or over the server's message/k limits.",
+        },
     },
 )
-async def stream(body: InvokeRequest, graph: GraphDep, services: ServicesDep) -> EventSourceResponse:
+async def stream(
+    body: InvokeRequest, request: Request, graph: GraphDep, services: ServicesDep, caller: QueryCaller
+) -> EventSourceResponse:
     """Answer like /invoke, streaming tokens as they are generated. A client that disconnects cancels the
     turn, which is then not recorded.
     """
-    services.answerers.get(body.config.configurable.model)  # an unknown model is a 400, before any event
+    knobs = body.config.configurable
+    services.answerers.get(knobs.model)  # an unknown model is a 400, before any event
+    check_question(request, body.input.message, knobs)
+    thread = await thread_for_turn(services.records, caller, knobs.thread_id)
 
     async def events() -> AsyncIterator[ServerSentEvent]:
-        async for name, data in turn_events(graph, body):
+        async for name, data in turn_events(graph, body, thread):
             yield ServerSentEvent(event=name, data=json.dumps(data))
 
     return EventSourceResponse(events(), headers=STREAM_HEADERS, ping=15)

@@ -7,11 +7,16 @@ import contextlib
 import json
 from typing import cast
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from api.auth import charge, identify
+from api.limits import check_question
+from api.ownership import thread_for_turn
 from api.routes.stream import turn_events
 from api.schemas import InvokeRequest
+from core.keys import Principal
 from core.providers import UnknownModelError
 from core.services import Services
 from graph.build import DocentGraph
@@ -19,13 +24,36 @@ from graph.build import DocentGraph
 router = APIRouter(tags=["stream"])
 
 
+async def _admit(websocket: WebSocket) -> Principal | None:
+    """The caller, who needs the `query` scope; a refused handshake gets the JSON error as its HTTP answer
+    where the server supports that, else a policy-violation close.
+    """
+    try:
+        principal = await identify(websocket)
+        if not principal.allows("query"):
+            raise HTTPException(403, "this key lacks the `query` scope")
+        return principal
+    except HTTPException as exc:
+        if "websocket.http.response" in websocket.scope.get("extensions", {}):
+            await websocket.send_denial_response(
+                JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+            )
+        else:
+            await websocket.close(code=1008, reason=str(exc.detail)[:120])
+        return None
+
+
 @router.websocket("/ws")
 async def ws(websocket: WebSocket) -> None:
     """Each text frame is an /invoke body; the reply is `{"event": ..., "data": ...}` frames ending with `end`
-    (or `error` for a bad request). Closing the socket cancels the turn in flight, which is then not recorded.
+    (or `error` for a refused request, with its HTTP status). Send the key as on HTTP routes. Closing the
+    socket cancels the turn in flight, which is then not recorded.
     """
     graph = cast(DocentGraph, websocket.app.state.graph)
     services = cast(Services, websocket.app.state.services)
+    caller = await _admit(websocket)
+    if caller is None:
+        return
     await websocket.accept()
     inbox: asyncio.Queue[str | None] = asyncio.Queue()
 
@@ -36,19 +64,27 @@ async def ws(websocket: WebSocket) -> None:
         except WebSocketDisconnect:
             inbox.put_nowait(None)
 
+    async def refuse(status: int, detail: object) -> None:
+        await websocket.send_json({"event": "error", "data": {"detail": detail, "status": status}})
+
     async def answer(text: str) -> None:
         try:
             body = InvokeRequest.model_validate_json(text)
-            services.answerers.get(body.config.configurable.model)
+            knobs = body.config.configurable
+            services.answerers.get(knobs.model)
+            await charge(websocket, caller, 1)
+            check_question(websocket, body.input.message, knobs)
+            thread = await thread_for_turn(services.records, caller, knobs.thread_id)
         except ValidationError as exc:
-            await websocket.send_json(
-                {"event": "error", "data": {"detail": json.loads(exc.json(include_url=False)), "status": 422}}
-            )
+            await refuse(422, json.loads(exc.json(include_url=False)))
             return
         except UnknownModelError as exc:
-            await websocket.send_json({"event": "error", "data": {"detail": str(exc), "status": 400}})
+            await refuse(400, str(exc))
             return
-        async for name, data in turn_events(graph, body):
+        except HTTPException as exc:
+            await refuse(exc.status_code, exc.detail)
+            return
+        async for name, data in turn_events(graph, body, thread):
             await websocket.send_json({"event": name, "data": data})
 
     receiver = asyncio.create_task(receive())

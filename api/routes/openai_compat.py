@@ -1,0 +1,261 @@
+"""OpenAI-compatible chat: POST /v1/chat/completions (whole or streamed as `chat.completion.chunk`s) and
+GET /v1/models, so OpenAI clients and tools can talk to Docent. Errors come in OpenAI's error shape.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from api.auth import QueryCaller
+from api.deps import GraphDep, ServicesDep
+from api.limits import check_question
+from api.openai_schemas import (
+    DEFAULT_MODEL,
+    OPENAI_ERRORS,
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionRequest,
+    Choice,
+    CompletionUsage,
+    DocentExtras,
+    ModelCard,
+    ModelList,
+)
+from api.ownership import thread_for_turn
+from api.routes.stream import STREAM_HEADERS
+from api.schemas import CitationOut, Configurable
+from core.context import DocentContext
+from core.passages import Citation
+from core.vectorstore import CollectionError
+from graph.state import PriorMessage
+from graph.turn import TurnResult, run_turn, stream_turn
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+STARTED = int(time.time())
+_EXAMPLE_CHUNK = {
+    "id": "chatcmpl-3a30",
+    "object": "chat.completion.chunk",
+    "created": 1795303317,
+    "model": "docent",
+}
+CHUNKS_EXAMPLE = (
+    "".join(
+        f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+        for chunk in (
+            {**_EXAMPLE_CHUNK, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
+            {
+                **_EXAMPLE_CHUNK,
+                "choices": [{"index": 0, "delta": {"content": "Turn the pile every 3 to 5 days. [1]"}}],
+            },
+            {
+                **_EXAMPLE_CHUNK,
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                "thread_id": "0d7bd59d38914dec8f92b3633fa64c19",
+                "citations": [],
+                "docent": {"run_id": "3a30", "model": "extractive", "cost": 0.0, "degraded": False},
+            },
+        )
+    )
+    + "data: [DONE]\n\n"
+)
+
+
+def sources_text(citations: Sequence[Citation] | Sequence[dict[str, Any]]) -> str:
+    """The citations as a `Sources:` block appended to the answer's text (empty when there are none)."""
+    if not citations:
+        return ""
+    lines = []
+    for c in citations:
+        page = f", page {c['page']}" if c.get("page") is not None else ""
+        lines.append(f"[{c['n']}] {c['title']} — {c['source']}{page}")
+    return "\n\nSources:\n" + "\n".join(lines)
+
+
+def _question(body: ChatCompletionRequest) -> tuple[str, list[PriorMessage]]:
+    """The last message (the question) and the earlier user/assistant messages (system messages are dropped:
+    the server's system prompt applies)."""
+    last = body.messages[-1]
+    if last.role != "user" or not last.text.strip():
+        raise HTTPException(400, "the last message must be a non-empty `user` message: it is the question")
+    history: list[PriorMessage] = [
+        PriorMessage(role="user" if m.role == "user" else "assistant", content=m.text)
+        for m in body.messages[:-1]
+        if m.role in ("user", "assistant") and m.text.strip()
+    ]
+    return last.text, history
+
+
+def _model(body: ChatCompletionRequest, request: Request) -> str | None:
+    """The answerer a request names (None: the default); an unknown name is a 404 as at OpenAI."""
+    if body.model == DEFAULT_MODEL:
+        return None
+    if body.model not in request.app.state.services.answerers.names:
+        raise HTTPException(404, f"model {body.model!r} does not exist; see GET /v1/models")
+    return body.model
+
+
+def _extras(data: dict[str, Any]) -> DocentExtras:
+    usage = data.get("usage")
+    return DocentExtras(
+        run_id=data["run_id"],
+        model=data["model"],
+        cost=data.get("cost"),
+        degraded=bool(data.get("degraded")),
+        degraded_reason=data.get("degraded_reason"),
+        usage_estimated=bool(usage and usage.get("estimated")),
+    )
+
+
+def _usage(data: dict[str, Any]) -> CompletionUsage:
+    usage = data.get("usage") or {}
+    prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+    return CompletionUsage(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+    )
+
+
+def _completion(result: TurnResult) -> ChatCompletion:
+    data = {**result.fields(), "run_id": result.run_id}
+    return ChatCompletion(
+        id=f"chatcmpl-{result.run_id}",
+        created=int(time.time()),
+        model=result.model,
+        choices=[Choice(message=AssistantMessage(content=result.answer + sources_text(result.citations)))],
+        usage=_usage(data),
+        thread_id=result.thread_id,
+        citations=[CitationOut.model_validate(c) for c in result.citations],
+        docent=_extras(data),
+    )
+
+
+def _chunk(chunk_id: str, model: str, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+    return json.dumps(
+        {
+            "id": chunk_id,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
+    )
+
+
+async def _chunks(
+    events: AsyncIterator[tuple[str, dict[str, Any]]], include_usage: bool, model: str
+) -> AsyncIterator[ServerSentEvent]:
+    """A turn's events as OpenAI chunks: role, content deltas, the sources block, a finishing chunk carrying
+    `citations`, `thread_id` and `docent`, an optional usage chunk, then `[DONE]`. A mid-stream model failure
+    cannot take back the text already sent: a note and the fallback answer follow it."""
+    chunk_id = "chatcmpl-"
+    failed = False
+    try:
+        async for name, data in events:
+            for event in _translate(name, data, chunk_id, model, include_usage, failed):
+                yield event
+            if name == "metadata":
+                chunk_id += data["run_id"]
+            failed = failed or (name == "error" and "reason" in data)
+    except CollectionError as exc:
+        yield ServerSentEvent(
+            data=json.dumps({"error": {"message": str(exc), "type": "conflict", "code": 409}})
+        )
+    yield ServerSentEvent(data="[DONE]")
+
+
+def _translate(
+    name: str, data: dict[str, Any], chunk_id: str, model: str, include_usage: bool, failed: bool
+) -> list[ServerSentEvent]:
+    """The chunks one Docent event becomes."""
+    out: list[ServerSentEvent] = []
+    if name == "metadata":
+        out.append(
+            ServerSentEvent(
+                data=_chunk(chunk_id + data["run_id"], model, {"role": "assistant", "content": ""})
+            )
+        )
+    elif name == "token":
+        out.append(ServerSentEvent(data=_chunk(chunk_id, model, {"content": data["text"]})))
+    elif name == "error":
+        note = f"\n\n[the model failed mid-answer ({data.get('reason')}); a fallback answer follows]\n\n"
+        out.append(ServerSentEvent(data=_chunk(chunk_id, model, {"content": note})))
+    elif name == "end":
+        if failed:
+            out.append(ServerSentEvent(data=_chunk(chunk_id, model, {"content": data["answer"]})))
+        out.append(
+            ServerSentEvent(data=_chunk(chunk_id, model, {"content": sources_text(data["citations"])}))
+        )
+        out.append(
+            ServerSentEvent(
+                data=_chunk(
+                    chunk_id,
+                    data["model"],
+                    {},
+                    "stop",
+                    thread_id=data["thread_id"],
+                    citations=data["citations"],
+                    docent=_extras(data).model_dump(),
+                )
+            )
+        )
+        if include_usage:
+            usage = _usage(data).model_dump()
+            out.append(
+                ServerSentEvent(
+                    data=json.dumps(
+                        {
+                            "id": chunk_id,
+                            "object": "chat.completion.chunk",
+                            "created": int(time.time()),
+                            "model": data["model"],
+                            "choices": [],
+                            "usage": usage,
+                        }
+                    )
+                )
+            )
+    return out
+
+
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"example": CHUNKS_EXAMPLE}},
+            "description": "A `chat.completion`; with `stream: true`, `chat.completion.chunk` events.",
+        },
+        **OPENAI_ERRORS,
+    },
+)
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request, graph: GraphDep, services: ServicesDep, caller: QueryCaller
+) -> ChatCompletion | EventSourceResponse:
+    """Answer the last user message from the ingested documents; citations are appended to the text and
+    given in `citations`. Pass `thread_id` (the response's) to continue a Docent thread."""
+    question, history = _question(body)
+    model = _model(body, request)
+    check_question(request, question, Configurable(k=body.k))
+    thread = await thread_for_turn(services.records, caller, body.thread_id)
+    context = DocentContext(k=body.k, collection=body.collection, retriever=body.retriever, model=model)
+    prior = None if body.thread_id else history
+    if not body.stream:
+        return _completion(await run_turn(graph, question, thread_id=thread, context=context, history=prior))
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    events = stream_turn(graph, question, thread_id=thread, context=context, history=prior)
+    return EventSourceResponse(
+        _chunks(events, include_usage, body.model), headers=STREAM_HEADERS, ping=15, sep="\n"
+    )
+
+
+@router.get("/models", response_model=ModelList, responses={k: OPENAI_ERRORS[k] for k in (401, 403, 429)})
+async def list_models(services: ServicesDep, caller: QueryCaller) -> ModelList:
+    """`docent` (the server's default answering chain) and each model a request may name."""
+    names = [DEFAULT_MODEL, *services.answerers.names]
+    return ModelList(data=[ModelCard(id=name, created=STARTED) for name in names])
