@@ -24,10 +24,6 @@ BEARER = HTTPBearer(
 )
 
 
-class AuthError(HTTPException):
-    """401/403/429 with a JSON `detail` (and the headers each status calls for)."""
-
-
 def presented_key(connection: HTTPConnection) -> str | None:
     """The key sent as `Authorization: Bearer <key>` or `X-API-Key: <key>`, if any."""
     header = connection.headers.get("authorization", "")
@@ -49,12 +45,12 @@ async def identify(
     else:
         key = presented_key(connection)
         if key is None:
-            raise AuthError(
+            raise HTTPException(
                 401, "missing API key: send `Authorization: Bearer <key>` or `X-API-Key`", UNAUTHORIZED
             )
         found = cast(KeyRing, state.keyring).identify(key)
         if found is None:
-            raise AuthError(401, "unknown API key", UNAUTHORIZED)
+            raise HTTPException(401, "unknown API key", UNAUTHORIZED)
         principal = found
     await charge(connection, principal, 1)
     return principal
@@ -69,7 +65,7 @@ async def charge(connection: HTTPConnection, principal: Principal, cost: int) ->
     if wait is not None:
         RATE_LIMITED.labels(key=principal.name).inc()
         seconds = max(1, math.ceil(wait))
-        raise AuthError(429, f"rate limit exceeded: retry in {seconds} s", {"Retry-After": str(seconds)})
+        raise HTTPException(429, f"rate limit exceeded: retry in {seconds} s", {"Retry-After": str(seconds)})
 
 
 def require(scope: Scope) -> Callable[[HTTPConnection], Awaitable[Principal]]:
@@ -77,7 +73,7 @@ def require(scope: Scope) -> Callable[[HTTPConnection], Awaitable[Principal]]:
 
     async def dependency(principal: Annotated[Principal, Depends(identify)]) -> Principal:
         if not principal.allows(scope):
-            raise AuthError(403, f"this key lacks the `{scope}` scope")
+            raise HTTPException(403, f"this key lacks the `{scope}` scope")
         return principal
 
     dependency.__name__ = f"require_{scope}"

@@ -7,7 +7,7 @@ import json
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.openai_errors import OPENAI_PREFIX
+from api.openai_errors import OPENAI_PREFIX, openai_error_body
 
 
 class BodyTooLarge(HTTPException):
@@ -72,8 +72,7 @@ def _detail(limit: int) -> str:
 async def _refuse(send: Send, limit: int, path: str) -> None:
     """A 413 in the shape of the route's errors (OpenAI's under /v1)."""
     if path.startswith(OPENAI_PREFIX):
-        error = {"message": _detail(limit), "type": "invalid_request_error", "code": 413, "param": None}
-        body = json.dumps({"error": error}).encode()
+        body = json.dumps(openai_error_body(413, _detail(limit))).encode()
     else:
         body = json.dumps({"detail": _detail(limit)}).encode()
     await send(

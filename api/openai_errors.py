@@ -4,6 +4,7 @@ show them; every other route keeps FastAPI's `{"detail": ...}`."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
@@ -24,17 +25,15 @@ ERROR_TYPES = {
 }
 
 
+def openai_error_body(status: int, message: str) -> dict[str, Any]:
+    """OpenAI's error object for an HTTP status."""
+    kind = ERROR_TYPES.get(status, "api_error")
+    return {"error": {"message": message, "type": kind, "code": status, "param": None}}
+
+
 def openai_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    """An OpenAI-style error body."""
-    body = {
-        "error": {
-            "message": message,
-            "type": ERROR_TYPES.get(status, "api_error"),
-            "code": status,
-            "param": None,
-        }
-    }
-    return JSONResponse(body, status_code=status, headers=headers)
+    """An OpenAI-style error reply."""
+    return JSONResponse(openai_error_body(status, message), status_code=status, headers=headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -252,6 +252,18 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     429: {"model": ErrorBody, "description": "Rate limit exceeded; retry after `Retry-After` seconds."},
 }
 
+# The refusals of a route that runs one turn (/invoke, /stream).
+TURN_ERRORS: dict[int | str, dict[str, Any]] = {
+    **AUTH_ERRORS,
+    400: {
+        "model": ErrorBody,
+        "description": "Unknown model, blocked by the input guardrail, or a body that is not UTF-8 JSON.",
+    },
+    404: {"model": ErrorBody, "description": "The thread belongs to another key."},
+    413: {"model": ErrorBody, "description": "Body too large."},
+    422: {"model": ValidationErrorBody, "description": "Invalid body, or over the message/k limits."},
+}
+
 
 class UploadedFile(BaseModel):
     """A file sent inline with an ingest request."""

@@ -42,13 +42,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from core.answering import AnswerRequest  # noqa: E402
-from core.llama_local import smollm2_path  # noqa: E402
 from core.prompts import build_messages  # noqa: E402
 from core.services import open_services  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from tests.helpers import SAMPLE_CORPUS, docent_env, docent_server, free_port, run_docent, running  # noqa: E402
+from tests.helpers import docent_server, ingest_sample  # noqa: E402
+from tests.model_servers import SMOLLM2, llama_server  # noqa: E402
 
-MODEL = "SmolLM2-135M-Instruct"
+MODEL = SMOLLM2
 MAX_TOKENS = 8
 QUESTIONS = (
     "What temperature should a hot compost pile reach?",
@@ -73,6 +73,18 @@ SERIES = (
     "to_model_request_ms",
 )
 SECONDARY = ("direct_ttft_ms", "paired_overhead_ms")
+
+
+def served_by(llama: str, k: int) -> dict[str, str]:
+    """Docent's settings: answer through the `openai` provider with the llama.cpp server."""
+    return {
+        "DOCENT_LLM_PROVIDER": "openai",
+        "DOCENT_OPENAI_BASE_URL": llama,
+        "DOCENT_LLM_MODEL": MODEL,
+        "DOCENT_LLM_MAX_TOKENS": str(MAX_TOKENS),
+        "DOCENT_CHECKPOINTER": "sqlite",
+        "DOCENT_K": str(k),
+    }
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -158,43 +170,14 @@ def main() -> None:
     args = parser.parse_args()
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="docent-bench-stream-"))
-    data_dir = work / "data"
-    done = run_docent(["ingest", str(SAMPLE_CORPUS), "--json"], docent_env(data_dir))
-    assert done.returncode == 0, done.stderr
-    port = free_port()
-    llama = f"http://127.0.0.1:{port}/v1"
-    command = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(smollm2_path()),
-        "--model_alias",
-        MODEL,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "2048",
-        "--n_threads",
-        "2",
-    ]
-    env = {
-        "DOCENT_LLM_PROVIDER": "openai",
-        "DOCENT_OPENAI_BASE_URL": llama,
-        "DOCENT_LLM_MODEL": MODEL,
-        "DOCENT_LLM_MAX_TOKENS": str(MAX_TOKENS),
-        "DOCENT_CHECKPOINTER": "sqlite",
-        "DOCENT_K": str(args.k),
-    }
+    data_dir = ingest_sample(work / "data")
     settings = Settings(data_dir=data_dir, k=args.k)
     services = open_services(Settings(data_dir=data_dir, llm_provider="extractive"))
     rows: list[dict[str, float]] = []
     try:
         with (
-            running(command, docent_env(work), f"{llama}/models", work / "llama.log", timeout=120),
-            docent_server(data_dir, work / "docent.log", **env) as base,
+            llama_server(work / "llama.log") as llama,
+            docent_server(data_dir, work / "docent.log", **served_by(llama, args.k)) as base,
             httpx.Client() as client,
         ):
             for i in range(args.warmup + args.runs):

@@ -24,6 +24,10 @@ class Answer:
     degraded_reason: str | None = None
     interrupted: bool = False
     """A model failed after part of its answer had been streamed; `text` replaces what was streamed."""
+    requested_at: float | None = None
+    """When (`time.perf_counter()`, this process) the model request was issued; None without a model."""
+    first_chunk_at: float | None = None
+    """When the model's first content chunk arrived (its own time to first token, as seen in-process)."""
 
 
 Role = Literal["user", "assistant"]
@@ -31,8 +35,8 @@ Role = Literal["user", "assistant"]
 
 @dataclass(frozen=True)
 class AnswerRequest:
-    """One turn to answer: passage i is cited as `[i+1]`; `history` holds earlier (role, text), oldest first.
-    """
+    """One turn to answer: passage i is cited as `[i+1]`; `history` holds earlier (role, text), oldest
+    first."""
 
     question: str
     search_query: str

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.answering import Answer, AnswerRequest
-from core.passages import Citation, Passage
+from core.passages import Citation, Passage, citation_of
 from core.text import sentences, terms
 
 NO_ANSWER = "I could not find anything about that in the ingested documents."
@@ -57,16 +57,7 @@ class ExtractiveAnswerer:
             n = candidate.passage_index + 1
             if n not in cited:
                 cited.add(n)
-                citations.append(
-                    Citation(
-                        n=n,
-                        source=passage["source"],
-                        title=passage["title"],
-                        page=passage["page"],
-                        snippet=candidate.text[:300],
-                        chunk_id=passage["chunk_id"],
-                    )
-                )
+                citations.append(citation_of(n, passage, candidate.text))
             parts.append(f"{candidate.text} [{n}]")
         citations.sort(key=lambda c: c["n"])
         return Answer(text=" ".join(parts), citations=citations, model=MODEL_NAME, cost=0.0)

@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -117,12 +118,15 @@ def _write_key_file(path: Path, specs: list[KeySpec]) -> None:
 
 class KeyRing:
     """Keys from settings plus the keys file, which is re-read when it changes (a key created with
-    `docent keys create` works without a restart, on every replica that shares the file).
+    `docent keys create` works without a restart, on every replica that shares the file). The file is looked
+    at no more than once per `recheck_s`, not on every request.
     """
 
-    def __init__(self, configured: list[KeySpec], path: Path) -> None:
+    def __init__(self, configured: list[KeySpec], path: Path, *, recheck_s: float = 1.0) -> None:
         self._configured = list(configured)
         self._path = path
+        self._recheck_s = recheck_s
+        self._checked_at = time.monotonic()
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._by_hash: dict[str, Principal] = {}
@@ -152,11 +156,18 @@ class KeyRing:
     def identify(self, key: str) -> Principal | None:
         """The principal of a presented key, or None for an unknown key."""
         with self._lock:
-            stamp = self._file_stamp()
-            if stamp != self._stamp:
-                try:
-                    self._reload()
-                except KeyFileError as exc:  # keep serving the keys read before; say why once per change
-                    self._stamp = stamp
-                    log.error("keeping the previous API keys: %s", exc)
+            now = time.monotonic()
+            if now - self._checked_at >= self._recheck_s:
+                self._checked_at = now
+                self._refresh()
             return self._by_hash.get(hash_key(key))
+
+    def _refresh(self) -> None:
+        """Re-read the keys file when it has changed since it was last read."""
+        stamp = self._file_stamp()
+        if stamp != self._stamp:
+            try:
+                self._reload()
+            except KeyFileError as exc:  # keep serving the keys read before; say why once per change
+                self._stamp = stamp
+                log.error("keeping the previous API keys: %s", exc)

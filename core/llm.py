@@ -15,7 +15,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
 
 from core.answering import Answer, Answerer, AnswerRequest
-from core.passages import Citation, Passage, Usage
+from core.passages import Citation, Passage, Usage, citation_of
 from core.pricing import Prices, answer_cost
 from core.prompts import build_messages, estimate_tokens
 from core.resilience import ModelTimeoutError, RetryPolicy, StreamInterruptedError, describe
@@ -32,35 +32,13 @@ class PromptOptions:
     history_tokens: int = 1000
 
 
-@dataclass(frozen=True)
-class TimedAnswer(Answer):
-    """A model's answer, with when (`time.perf_counter()`, this process) its request was issued and its first
-    content chunk arrived: the model's own time to first token, as seen in-process.
-    """
-
-    requested_at: float | None = None
-    first_chunk_at: float | None = None
-    """None when the model streamed no content."""
-
-
 def cited_passages(text: str, passages: Sequence[Passage]) -> list[Citation]:
     """The passages an answer cites as [n] (numbers outside 1..len ignored). An answer that cites nothing
     gets every passage it was given: they are what it was written from.
     """
     numbers = sorted({int(n) for n in CITATION.findall(text) if 1 <= int(n) <= len(passages)})
     chosen = numbers or list(range(1, len(passages) + 1))
-    return [_citation(n, passages[n - 1]) for n in chosen]
-
-
-def _citation(n: int, passage: Passage) -> Citation:
-    return Citation(
-        n=n,
-        source=passage["source"],
-        title=passage["title"],
-        page=passage["page"],
-        snippet=passage["text"][:300],
-        chunk_id=passage["chunk_id"],
-    )
+    return [citation_of(n, passages[n - 1]) for n in chosen]
 
 
 def usage_of(message: AIMessageChunk | None, prompt: Sequence[BaseMessage], text: str) -> Usage:
@@ -111,7 +89,7 @@ class ChatAnswerer:
         """`provider/model`, e.g. `ollama/llama3.2`."""
         return f"{self.provider}/{self.model_name}"
 
-    async def answer(self, request: AnswerRequest) -> TimedAnswer:
+    async def answer(self, request: AnswerRequest) -> Answer:
         """Stream the answer; raise StreamInterruptedError if the model fails after its first token."""
         messages = build_messages(
             request,
@@ -146,7 +124,7 @@ class ChatAnswerer:
                 await stream.aclose()  # type: ignore[attr-defined]
         text = (full.text if full is not None else "").strip()
         usage = usage_of(full, messages, text)
-        return TimedAnswer(
+        return Answer(
             text=text,
             citations=cited_passages(text, request.passages),
             model=self.model,

@@ -29,6 +29,21 @@ class Citation(TypedDict):
     chunk_id: str
 
 
+SNIPPET_CHARS = 300
+
+
+def citation_of(n: int, passage: Passage, quote: str | None = None) -> Citation:
+    """Passage `passage` cited as `[n]`; the snippet is `quote` (default: the passage's opening text)."""
+    return Citation(
+        n=n,
+        source=passage["source"],
+        title=passage["title"],
+        page=passage["page"],
+        snippet=(passage["text"] if quote is None else quote)[:SNIPPET_CHARS],
+        chunk_id=passage["chunk_id"],
+    )
+
+
 class Usage(TypedDict):
     """Tokens a model reported (or that were estimated) for one answer."""
 

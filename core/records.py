@@ -30,11 +30,9 @@ CREATE INDEX IF NOT EXISTS turns_thread ON turns (thread_id, id);
 CREATE TABLE IF NOT EXISTS threads (
     id TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
-    title TEXT,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    created_at TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS threads_owner ON threads (owner, updated_at);
+CREATE INDEX IF NOT EXISTS threads_owner ON threads (owner);
 """
 
 # A thread first seen through a turn (CLI, Studio) belongs to nobody an API key can name.
@@ -59,7 +57,8 @@ def _now() -> str:
 
 @dataclass(frozen=True)
 class ThreadInfo:
-    """A thread's ownership and summary: title is its first question (None before any turn)."""
+    """A thread's ownership and summary, read off its turns: title is its first question (None before any
+    turn), updated_at its last turn's time (or its creation's)."""
 
     id: str
     owner: str
@@ -103,15 +102,13 @@ class SqliteRecords:
                 self._conn.execute(f"ALTER TABLE turns ADD COLUMN {column} {kind}")
 
     def add_turn(self, record: TurnRecord) -> None:
-        """Store one turn durably, and touch its thread (made ownerless if it is new)."""
+        """Store one turn durably; a thread first seen here is recorded as ownerless."""
         usage = record.usage
         with self._lock, self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
             self._conn.execute(
-                "INSERT INTO threads (id, owner, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT(id) DO UPDATE SET updated_at = excluded.updated_at,"
-                " title = coalesce(threads.title, excluded.title)",
-                (record.thread_id, NO_OWNER, record.question, record.created_at, record.created_at),
+                "INSERT OR IGNORE INTO threads (id, owner, created_at) VALUES (?, ?, ?)",
+                (record.thread_id, NO_OWNER, record.created_at),
             )
             self._conn.execute(
                 f"INSERT INTO turns ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -144,12 +141,10 @@ class SqliteRecords:
 
     def claim_thread(self, thread_id: str, owner: str) -> bool:
         """Make `owner` the owner of a thread nobody has used yet; True when `owner` owns it now."""
-        now = _now()
         with self._lock:
             self._conn.execute(
-                "INSERT OR IGNORE INTO threads (id, owner, title, created_at, updated_at)"
-                " VALUES (?, ?, NULL, ?, ?)",
-                (thread_id, owner, now, now),
+                "INSERT OR IGNORE INTO threads (id, owner, created_at) VALUES (?, ?, ?)",
+                (thread_id, owner, _now()),
             )
             row = self._conn.execute("SELECT owner FROM threads WHERE id = ?", (thread_id,)).fetchone()
         return row is not None and row[0] == owner
@@ -164,7 +159,7 @@ class SqliteRecords:
         """An owner's threads, most recently updated first, and how many there are in all."""
         with self._lock:
             rows = self._conn.execute(
-                _THREAD_SELECT + " WHERE t.owner = ? ORDER BY t.updated_at DESC, t.id LIMIT ? OFFSET ?",
+                _THREAD_SELECT + " WHERE t.owner = ? ORDER BY updated_at DESC, t.id LIMIT ? OFFSET ?",
                 (owner, limit, offset),
             ).fetchall()
             (total,) = self._conn.execute("SELECT count(*) FROM threads WHERE owner = ?", (owner,)).fetchone()
@@ -190,8 +185,12 @@ class SqliteRecords:
 
 
 _THREAD_SELECT = (
-    "SELECT t.id, t.owner, t.title, (SELECT count(*) FROM turns WHERE thread_id = t.id),"
-    " t.created_at, t.updated_at FROM threads t"
+    "SELECT t.id, t.owner,"
+    " (SELECT question FROM turns WHERE thread_id = t.id ORDER BY id LIMIT 1),"
+    " (SELECT count(*) FROM turns WHERE thread_id = t.id),"
+    " t.created_at,"
+    " coalesce((SELECT max(created_at) FROM turns WHERE thread_id = t.id), t.created_at) AS updated_at"
+    " FROM threads t"
 )
 
 

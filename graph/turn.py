@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.runnables import RunnableConfig
 
 from core.context import DocentContext
-from core.passages import Citation, Passage, Usage
+from core.passages import Citation, Passage, Usage, citation_of
 from graph.build import DocentGraph
 from graph.state import InputState, PriorMessage
 
@@ -102,17 +102,7 @@ async def run_turn(
 
 def numbered_sources(passages: Sequence[Passage]) -> list[Citation]:
     """The retrieved passages as the numbered sources the answer may cite as [n]."""
-    return [
-        Citation(
-            n=n,
-            source=p["source"],
-            title=p["title"],
-            page=p["page"],
-            snippet=p["text"][:300],
-            chunk_id=p["chunk_id"],
-        )
-        for n, p in enumerate(passages, start=1)
-    ]
+    return [citation_of(n, p) for n, p in enumerate(passages, start=1)]
 
 
 @dataclass

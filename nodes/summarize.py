@@ -11,7 +11,6 @@ from typing_extensions import TypedDict
 
 from core.answering import Answer, AnswerRequest, Role
 from core.context import DocentContext
-from core.llm import TimedAnswer
 from core.metrics import DEGRADED_ANSWERS, MODEL_LATENCY, MODEL_TOKENS
 from core.passages import Passage
 from core.providers import AnswererRegistry
@@ -50,7 +49,7 @@ async def summarize(
     _observe(answer, model_s)
     if answer.interrupted:
         runtime.stream_writer({"event": "error", "reason": answer.degraded_reason})
-    if isinstance(answer, TimedAnswer) and answer.requested_at is not None:
+    if answer.requested_at is not None:
         runtime.stream_writer(
             {
                 "event": "model_timing",

@@ -16,6 +16,7 @@ from core.services import Services, open_services
 from core.settings import Settings
 from ingest.pipeline import Ingestor
 from tests.helpers import REDIS_URL, SAMPLE_CORPUS
+from tests.model_servers import ModelScript, ollama_app, openai_app, serving
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +45,22 @@ def redis_prefix() -> Iterator[str]:
             client.delete(*keys)
     finally:
         client.close()
+
+
+@pytest.fixture
+def scripted_openai() -> Iterator[tuple[str, ModelScript]]:
+    """The scripted OpenAI-compatible model server on a loopback port: (base URL, its script)."""
+    script = ModelScript()
+    with serving(openai_app(script)) as base:
+        yield base, script
+
+
+@pytest.fixture
+def scripted_ollama() -> Iterator[tuple[str, ModelScript]]:
+    """The scripted Ollama-protocol model server on a loopback port: (base URL, its script)."""
+    script = ModelScript()
+    with serving(ollama_app(script)) as base:
+        yield base, script
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -26,7 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.helpers import SAMPLE_CORPUS, docent_env, docent_server, free_port, run_docent
+from core.llama_local import smollm2_path
+from tests.helpers import docent_env, docent_server, free_port, ingest_sample, running
 
 PASSAGE_ONE = re.compile(r'<passage n="1"[^>]*>\n(.*?)\n</passage>', re.S)
 DIMENSION = 16
@@ -81,6 +83,15 @@ async def _fault_response(script: ModelScript, fault: str) -> Response | None:
     return None
 
 
+async def _received(script: ModelScript, request: Request) -> tuple[dict[str, Any], str, Response | None]:
+    """A chat request's body, logged with its time; the fault it gets; the reply that fault makes (if any)."""
+    body = await request.json()
+    script.chat_requests.append(body)
+    script.request_times.append(time.monotonic())
+    fault = script.next_fault()
+    return body, fault, await _fault_response(script, fault)
+
+
 async def _paced(script: ModelScript, pieces: list[str], fault: str) -> AsyncIterator[str]:
     """Yield pieces with the script's pace; `drop` cuts the connection after two. Counts finished and
     cancelled streams, so tests can see a client's disconnect reach the model.
@@ -108,11 +119,8 @@ def ollama_app(script: ModelScript, model: str = "llama3.2") -> Starlette:
         return JSONResponse({"models": [{"name": model, "model": model, "size": 1, "digest": "0" * 64}]})
 
     async def chat(request: Request) -> Response:
-        body = await request.json()
-        script.chat_requests.append(body)
-        script.request_times.append(time.monotonic())
-        fault = script.next_fault()
-        if (failed := await _fault_response(script, fault)) is not None:
+        body, fault, failed = await _received(script, request)
+        if failed is not None:
             return failed
         words = answer_words(body["messages"])
         prompt_tokens = sum(len(str(m["content"]).split()) for m in body["messages"])
@@ -154,11 +162,8 @@ def openai_app(script: ModelScript) -> Starlette:
     """An OpenAI-compatible server: chat completions (streamed or not, usage on request) and embeddings."""
 
     async def completions(request: Request) -> Response:
-        body = await request.json()
-        script.chat_requests.append(body)
-        script.request_times.append(time.monotonic())
-        fault = script.next_fault()
-        if (failed := await _fault_response(script, fault)) is not None:
+        body, fault, failed = await _received(script, request)
+        if failed is not None:
             return failed
         words = answer_words(body["messages"])
         usage = {"prompt_tokens": 321, "completion_tokens": len(words), "total_tokens": 321 + len(words)}
@@ -274,9 +279,7 @@ def docent_env_for_models(openai_base: str, ollama_base: str) -> dict[str, str]:
 @contextmanager
 def model_backed_docent(workdir: Path) -> Iterator[ModelBackedDocent]:
     """Ingest the sample corpus, start both scripted model servers and Docent; stop everything after."""
-    data_dir = workdir / "data"
-    done = run_docent(["ingest", str(SAMPLE_CORPUS), "--json"], docent_env(data_dir))
-    assert done.returncode == 0, done.stderr
+    data_dir = ingest_sample(workdir / "data")
     openai_script, ollama_script = ModelScript(), ModelScript()
     with (
         serving(openai_app(openai_script)) as openai_base,
@@ -312,3 +315,34 @@ def read_sse(lines: Iterator[str]) -> Iterator[SseEvent]:
             event = line.partition(":")[2].strip()
         elif line.startswith("data:"):
             data.append(line.partition(":")[2].removeprefix(" "))
+
+
+SMOLLM2 = "SmolLM2-135M-Instruct"
+
+
+@contextmanager
+def llama_server(log: Path) -> Iterator[str]:
+    """llama-cpp-python's own OpenAI-compatible server (`python -m llama_cpp.server`, the `local` extra)
+    with the SmolLM2 GGUF, served as model `SmolLM2-135M-Instruct` on a free loopback port; yields its base
+    URL (…/v1) and always stops it."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(smollm2_path()),
+        "--model_alias",
+        SMOLLM2,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--n_threads",
+        "2",
+    ]
+    base = f"http://127.0.0.1:{port}/v1"
+    with running(command, docent_env(log.parent), f"{base}/models", log, timeout=120):
+        yield base

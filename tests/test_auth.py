@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -288,3 +289,19 @@ def test_cors_is_closed_by_default_and_opens_to_configured_origins(data_dir: Pat
         assert opened.headers["access-control-allow-origin"] == "http://app.example"
         other = httpx.options(f"{url}/invoke", headers={**preflight, "Origin": "http://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_keys_created_or_revoked_while_serving_apply_without_restart(base: str, data_dir: Path) -> None:
+    def status_with(key: str) -> int:
+        return httpx.get(f"{base}/threads", headers=bearer(key), timeout=30).status_code
+
+    def eventually(key: str, expected: int) -> int:
+        deadline = time.monotonic() + 10
+        while (status := status_with(key)) != expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return status
+
+    late = create_key(data_dir, "late", "query")
+    assert eventually(late, 200) == 200
+    assert run_docent(["keys", "revoke", "late"], docent_env(data_dir)).returncode == 0
+    assert eventually(late, 401) == 401

@@ -18,19 +18,16 @@ from tests.model_servers import (
     ModelBackedDocent,
     ModelScript,
     model_backed_docent,
-    ollama_app,
-    openai_app,
     read_sse,
-    serving,
 )
 from tests.test_providers import REQUEST
 
 
 @pytest.fixture
-def servers() -> Iterator[tuple[str, ModelScript, str, ModelScript]]:
-    openai_script, ollama_script = ModelScript(), ModelScript()
-    with serving(openai_app(openai_script)) as openai_base, serving(ollama_app(ollama_script)) as ollama_base:
-        yield openai_base, openai_script, ollama_base, ollama_script
+def servers(
+    scripted_openai: tuple[str, ModelScript], scripted_ollama: tuple[str, ModelScript]
+) -> tuple[str, ModelScript, str, ModelScript]:
+    return (*scripted_openai, *scripted_ollama)
 
 
 def settings_for(openai_base: str, ollama_base: str, fallbacks: str = "ollama") -> Settings:

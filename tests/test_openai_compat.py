@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openai
@@ -14,6 +15,7 @@ from graph.build import build_graph
 from graph.state import PriorMessage
 from graph.turn import run_turn
 from tests.helpers import create_key, docent_server, ingest_sample
+from tests.model_servers import model_backed_docent
 
 QUESTION = "What temperature should a hot compost pile reach?"
 
@@ -127,3 +129,24 @@ async def test_client_history_seeds_a_new_thread(sample_services: Services) -> N
     again = await run_turn(graph, "What bedding do worms need?", thread_id=result.thread_id)
     state = await graph.aget_state({"configurable": {"thread_id": again.thread_id}})
     assert len(state.values["messages"]) == 6  # history 2 + two turns of 2; not seeded twice
+
+
+def test_a_model_failing_mid_stream_ends_with_a_note_and_the_fallback_answer(tmp_path: Path) -> None:
+    with model_backed_docent(tmp_path) as docent:
+        whole = client(docent.base, "auth-off").chat.completions.create(
+            model="docent", messages=[{"role": "user", "content": QUESTION}]
+        )
+        assert (whole.model_extra or {})["docent"]["model"] == "openai/gpt-4o-mini"
+        assert whole.usage is not None and whole.usage.prompt_tokens == 321  # as the model reported
+        docent.openai.faults = ["drop"]  # two tokens, then the connection is cut
+        chunks = list(
+            client(docent.base, "auth-off").chat.completions.create(
+                model="docent", messages=[{"role": "user", "content": QUESTION}], stream=True
+            )
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert "[the model failed mid-answer" in text and "Sources:" in text
+        finishing = next(c for c in chunks if c.choices and c.choices[0].finish_reason == "stop")
+        extras = (finishing.model_extra or {})["docent"]
+        assert extras["degraded"] is True and extras["model"] == "extractive"
+        assert text.index("failed mid-answer") < text.index("Sources:")

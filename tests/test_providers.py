@@ -4,8 +4,6 @@ prompt the models get, citations, usage and cost, and how `auto` chooses.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 
@@ -17,7 +15,7 @@ from core.prompts import build_messages, trim_history
 from core.providers import choose_provider, make_answerers, make_embedder
 from core.settings import Settings
 from tests.helpers import free_port
-from tests.model_servers import ModelScript, ollama_app, openai_app, serving
+from tests.model_servers import ModelScript
 
 
 def passage(n: int, text: str) -> Passage:
@@ -40,20 +38,6 @@ PASSAGES = [
 REQUEST = AnswerRequest(
     question="How much can a setback save?", search_query="setback save", passages=PASSAGES
 )
-
-
-@pytest.fixture
-def ollama() -> Iterator[tuple[str, ModelScript]]:
-    script = ModelScript()
-    with serving(ollama_app(script)) as base:
-        yield base, script
-
-
-@pytest.fixture
-def openai_server() -> Iterator[tuple[str, ModelScript]]:
-    script = ModelScript()
-    with serving(openai_app(script)) as base:
-        yield base, script
 
 
 def test_passages_reach_the_model_as_delimited_data_with_a_rule_against_their_instructions() -> None:
@@ -96,9 +80,9 @@ def test_cost_comes_from_the_price_table_and_local_models_are_free() -> None:
 
 
 async def test_ollama_provider_streams_an_answer_with_reported_usage(
-    ollama: tuple[str, ModelScript], tmp_path: object
+    scripted_ollama: tuple[str, ModelScript], tmp_path: object
 ) -> None:
-    base, script = ollama
+    base, script = scripted_ollama
     registry = make_answerers(Settings(llm_provider="ollama", ollama_base_url=base))
     assert registry.default == "ollama/llama3.2"
     answer = await registry.get(None).answer(REQUEST)
@@ -114,9 +98,9 @@ async def test_ollama_provider_streams_an_answer_with_reported_usage(
 
 
 async def test_openai_provider_reports_the_servers_usage_and_prices_it(
-    openai_server: tuple[str, ModelScript],
+    scripted_openai: tuple[str, ModelScript],
 ) -> None:
-    base, script = openai_server
+    base, script = scripted_openai
     settings = Settings(
         llm_provider="openai", openai_base_url=f"{base}/v1", llm_model="gpt-4o-mini", openai_api_key=None
     )
@@ -132,8 +116,10 @@ async def test_openai_provider_reports_the_servers_usage_and_prices_it(
     assert script.chat_requests[0]["stream"] is True
 
 
-def test_ollama_embedder_exposes_model_id_dimension_and_unit_vectors(ollama: tuple[str, ModelScript]) -> None:
-    base, _ = ollama
+def test_ollama_embedder_exposes_model_id_dimension_and_unit_vectors(
+    scripted_ollama: tuple[str, ModelScript],
+) -> None:
+    base, _ = scripted_ollama
     embedder = make_embedder(Settings(embeddings_provider="ollama", ollama_base_url=base))
     assert embedder.model_id == "ollama:all-minilm" and embedder.dimension == 16
     vectors = embedder.embed(["one", "two", "one"])
@@ -142,8 +128,8 @@ def test_ollama_embedder_exposes_model_id_dimension_and_unit_vectors(ollama: tup
     assert np.allclose(vectors[0], vectors[2]) and not np.allclose(vectors[0], vectors[1])
 
 
-def test_openai_embedder_talks_to_any_compatible_server(openai_server: tuple[str, ModelScript]) -> None:
-    base, _ = openai_server
+def test_openai_embedder_talks_to_any_compatible_server(scripted_openai: tuple[str, ModelScript]) -> None:
+    base, _ = scripted_openai
     settings = Settings(embeddings_provider="openai", openai_base_url=f"{base}/v1", embeddings_model="emb-x")
     embedder = make_embedder(settings)
     assert embedder.model_id == "openai:emb-x" and embedder.dimension == 16
@@ -151,11 +137,11 @@ def test_openai_embedder_talks_to_any_compatible_server(openai_server: tuple[str
 
 
 def test_auto_prefers_a_key_then_a_live_ollama_then_a_gguf_then_extractive(
-    ollama: tuple[str, ModelScript], monkeypatch: pytest.MonkeyPatch
+    scripted_ollama: tuple[str, ModelScript], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("DOCENT_OPENAI_API_KEY", raising=False)
-    base, _ = ollama
+    base, _ = scripted_ollama
     dead = f"http://127.0.0.1:{free_port()}"
     assert choose_provider(Settings(openai_api_key="sk-test", ollama_base_url=base)) == "openai"
     assert choose_provider(Settings(ollama_base_url=base)) == "ollama"

@@ -5,7 +5,6 @@ Needs the `local` extra (`pip install -e '.[local]'`, which .ci/run installs).
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,47 +15,27 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 pytest.importorskip("llama_cpp", reason="the `local` extra is not installed")
 
-from core.llama_local import smollm2_path
 from core.providers import make_answerers
 from core.services import Services
 from core.settings import Settings
 from graph.build import build_graph
 from graph.turn import stream_turn
-from tests.helpers import SAMPLE_CORPUS, docent_env, docent_server, free_port, run_docent, running
-from tests.model_servers import read_sse
+from tests.helpers import SAMPLE_CORPUS, docent_env, docent_server, run_docent
+from tests.model_servers import SMOLLM2, llama_server, read_sse
 from tests.test_providers import REQUEST
 
-MODEL = "SmolLM2-135M-Instruct"
+MODEL = SMOLLM2
 
 
 @pytest.fixture(scope="module")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`python -m llama_cpp.server` on a free loopback port; yields its OpenAI base URL (…/v1)."""
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(smollm2_path()),
-        "--model_alias",
-        MODEL,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "2048",
-        "--n_threads",
-        "2",
-    ]
-    log = tmp_path_factory.mktemp("llama") / "llama_server.log"
-    with running(command, docent_env(log.parent), f"http://127.0.0.1:{port}/v1/models", log, timeout=120):
-        yield f"http://127.0.0.1:{port}/v1"
+def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """llama.cpp's OpenAI-compatible server for this module; yields its base URL (…/v1)."""
+    with llama_server(tmp_path_factory.mktemp("llama") / "llama_server.log") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
-def docent(llama_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def docent(llama: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Docent answering through the `openai` provider with the llama.cpp server."""
     workdir = tmp_path_factory.mktemp("llama_docent")
     data_dir = workdir / "data"
@@ -64,7 +43,7 @@ def docent(llama_server: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     assert done.returncode == 0, done.stderr
     env = {
         "DOCENT_LLM_PROVIDER": "openai",
-        "DOCENT_OPENAI_BASE_URL": llama_server,
+        "DOCENT_OPENAI_BASE_URL": llama,
         "DOCENT_LLM_MODEL": MODEL,
         "DOCENT_LLM_MAX_TOKENS": "48",
         "DOCENT_LLM_PRICES": f'{{"{MODEL}": [0, 0]}}',

@@ -25,9 +25,7 @@ from tests.model_servers import (
     ModelScript,
     SseEvent,
     model_backed_docent,
-    openai_app,
     read_sse,
-    serving,
 )
 
 
@@ -169,20 +167,12 @@ def receive_turn(socket: Any) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def openai_script() -> Iterator[tuple[str, ModelScript]]:
-    """The scripted OpenAI-compatible server, on its own, for in-process graphs."""
-    script = ModelScript()
-    with serving(openai_app(script)) as base:
-        yield base, script
-
-
-@pytest.fixture
-def settings(tmp_path: Path, openai_script: tuple[str, ModelScript]) -> Settings:
+def settings(tmp_path: Path, scripted_openai: tuple[str, ModelScript]) -> Settings:
     """In-process services of this module answer with the scripted server, then extractive."""
     return Settings(
         data_dir=tmp_path / "data",
         llm_provider="openai",
-        openai_base_url=f"{openai_script[0]}/v1",
+        openai_base_url=f"{scripted_openai[0]}/v1",
         llm_model="gpt-4o-mini",
         llm_timeout_s=2,
         llm_max_retries=0,
@@ -194,9 +184,9 @@ def sample(name: str, **labels: str) -> float:
 
 
 async def test_a_streamed_turn_records_model_time_in_the_state_and_the_metrics(
-    sample_services: Services, openai_script: tuple[str, ModelScript]
+    sample_services: Services, scripted_openai: tuple[str, ModelScript]
 ) -> None:
-    script = openai_script[1]
+    script = scripted_openai[1]
     script.token_delay_s = 0.02
     graph = build_graph(sample_services, InMemorySaver())
     model = "openai/gpt-4o-mini"

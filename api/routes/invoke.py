@@ -14,6 +14,7 @@ from api.limits import check_question
 from api.ownership import thread_for_turn
 from api.schemas import (
     AUTH_ERRORS,
+    TURN_ERRORS,
     BatchError,
     BatchMetadata,
     BatchRequest,
@@ -51,21 +52,11 @@ async def answer(
     "/invoke",
     response_model=InvokeResponse,
     responses={
-        **AUTH_ERRORS,
-        400: {
-            "model": ErrorBody,
-            "description": "Unknown model, blocked by the input guardrail, or a body that is not UTF-8 JSON.",
-        },
-        404: {"model": ErrorBody, "description": "The thread belongs to another key."},
+        **TURN_ERRORS,
         409: {
             "model": ErrorBody,
             "description": "The collection cannot be searched: another embedder filled it,"
             " or Chroma refuses the name.",
-        },
-        413: {"model": ErrorBody, "description": "Body too large."},
-        422: {
-            "model": ValidationErrorBody,
-            "description": "Invalid body, or over the server's message/k limits.",
         },
     },
 )

@@ -15,6 +15,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from api.auth import QueryCaller
 from api.deps import GraphDep, ServicesDep
 from api.limits import check_question
+from api.openai_errors import openai_error_body
 from api.openai_schemas import (
     DEFAULT_MODEL,
     OPENAI_ERRORS,
@@ -134,19 +135,6 @@ def _completion(result: TurnResult) -> ChatCompletion:
     )
 
 
-def _chunk(chunk_id: str, model: str, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-    return json.dumps(
-        {
-            "id": chunk_id,
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            **extra,
-        }
-    )
-
-
 async def _chunks(
     events: AsyncIterator[tuple[str, dict[str, Any]]], include_usage: bool, model: str
 ) -> AsyncIterator[ServerSentEvent]:
@@ -155,72 +143,44 @@ async def _chunks(
     cannot take back the text already sent: a note and the fallback answer follow it."""
     chunk_id = "chatcmpl-"
     failed = False
+
+    def chunk(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> ServerSentEvent:
+        choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+        body = {
+            "id": chunk_id,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
+        return ServerSentEvent(data=json.dumps({**body, "choices": choices, **extra}))
+
     try:
         async for name, data in events:
-            for event in _translate(name, data, chunk_id, model, include_usage, failed):
-                yield event
             if name == "metadata":
                 chunk_id += data["run_id"]
-            failed = failed or (name == "error" and "reason" in data)
+                yield chunk({"role": "assistant", "content": ""})
+            elif name == "token":
+                yield chunk({"content": data["text"]})
+            elif name == "error":
+                failed = True
+                note = (
+                    f"\n\n[the model failed mid-answer ({data.get('reason')}); a fallback answer follows]\n\n"
+                )
+                yield chunk({"content": note})
+            elif name == "end":
+                if failed:
+                    yield chunk({"content": data["answer"]})
+                yield chunk({"content": sources_text(data["citations"])})
+                model = data["model"]
+                extras = _extras(data).model_dump()
+                yield chunk(
+                    {}, "stop", thread_id=data["thread_id"], citations=data["citations"], docent=extras
+                )
+                if include_usage:
+                    yield chunk(None, usage=_usage(data).model_dump())
     except CollectionError as exc:
-        yield ServerSentEvent(
-            data=json.dumps({"error": {"message": str(exc), "type": "conflict", "code": 409}})
-        )
+        yield ServerSentEvent(data=json.dumps(openai_error_body(409, str(exc))))
     yield ServerSentEvent(data="[DONE]")
-
-
-def _translate(
-    name: str, data: dict[str, Any], chunk_id: str, model: str, include_usage: bool, failed: bool
-) -> list[ServerSentEvent]:
-    """The chunks one Docent event becomes."""
-    out: list[ServerSentEvent] = []
-    if name == "metadata":
-        out.append(
-            ServerSentEvent(
-                data=_chunk(chunk_id + data["run_id"], model, {"role": "assistant", "content": ""})
-            )
-        )
-    elif name == "token":
-        out.append(ServerSentEvent(data=_chunk(chunk_id, model, {"content": data["text"]})))
-    elif name == "error":
-        note = f"\n\n[the model failed mid-answer ({data.get('reason')}); a fallback answer follows]\n\n"
-        out.append(ServerSentEvent(data=_chunk(chunk_id, model, {"content": note})))
-    elif name == "end":
-        if failed:
-            out.append(ServerSentEvent(data=_chunk(chunk_id, model, {"content": data["answer"]})))
-        out.append(
-            ServerSentEvent(data=_chunk(chunk_id, model, {"content": sources_text(data["citations"])}))
-        )
-        out.append(
-            ServerSentEvent(
-                data=_chunk(
-                    chunk_id,
-                    data["model"],
-                    {},
-                    "stop",
-                    thread_id=data["thread_id"],
-                    citations=data["citations"],
-                    docent=_extras(data).model_dump(),
-                )
-            )
-        )
-        if include_usage:
-            usage = _usage(data).model_dump()
-            out.append(
-                ServerSentEvent(
-                    data=json.dumps(
-                        {
-                            "id": chunk_id,
-                            "object": "chat.completion.chunk",
-                            "created": int(time.time()),
-                            "model": data["model"],
-                            "choices": [],
-                            "usage": usage,
-                        }
-                    )
-                )
-            )
-    return out
 
 
 @router.post(

@@ -13,7 +13,7 @@ from api.auth import QueryCaller
 from api.deps import GraphDep, ServicesDep
 from api.limits import check_question
 from api.ownership import thread_for_turn
-from api.schemas import AUTH_ERRORS, ErrorBody, InvokeRequest, ValidationErrorBody
+from api.schemas import TURN_ERRORS, InvokeRequest
 from core.vectorstore import CollectionError
 from graph.build import DocentGraph
 from graph.turn import stream_turn
@@ -67,17 +67,7 @@ async def turn_events(
             "content": {"text/event-stream": {"example": STREAM_EXAMPLE}},
             "description": "metadata, sources, token…, error?, end",
         },
-        **AUTH_ERRORS,
-        400: {
-            "model": ErrorBody,
-            "description": "Unknown model, blocked by the input guardrail, or a body that is not UTF-8 JSON.",
-        },
-        404: {"model": ErrorBody, "description": "The thread belongs to another key."},
-        413: {"model": ErrorBody, "description": "Body too large."},
-        422: {
-            "model": ValidationErrorBody,
-            "description": "Invalid body, or over the server's message/k limits.",
-        },
+        **TURN_ERRORS,
     },
 )
 async def stream(
