@@ -1,1 +1,1 @@
-"""Docent's outer layer: the HTTP app (FastAPI) and the `docent` command line."""
+"""Docent's HTTP face: the FastAPI app factory, its routes, schemas, middleware and security."""

@@ -1,8 +1,8 @@
-"""The FastAPI app factory; the lifespan opens models and stores once and closes them at shutdown."""
+"""The FastAPI app factory; the lifespan opens every resource once (through graph.build.open_docent) and
+hands them to routes as one typed `AppResources` (api.deps)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -11,82 +11,62 @@ from importlib.metadata import version
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from api.auth import require
-from api.body_limit import BodyLimitMiddleware
-from api.observability import install_observability
+from api.deps import AppResources
+from api.docs import install_docs
+from api.middleware.body_limit import BodyLimitMiddleware
+from api.middleware.observability import install_observability
 from api.openai_errors import OPENAI_PREFIX, install_openai_errors, openai_error
+from api.probes import ProbeRunner
 from api.routes import health, ingest, invoke, openai_compat, sources, stream, threads, ws
 from api.routes.ui import install_ui
-from core.checkpoints import open_checkpointer
-from core.guardrail import Guardrail
-from core.keys import KeyRing
-from core.providers import UnknownModelError
-from core.ratelimit import open_rate_limiter
-from core.services import Services, open_services
+from api.security.auth import require
+from api.security.guardrail import Guardrail
+from api.security.ratelimit import open_rate_limiter
+from core.answering.providers import UnknownModelError
+from core.retrieval.vector_store import CollectionError
 from core.settings import Settings, get_settings
-from core.vectorstore import CollectionError
-from graph.build import build_graph
+from core.storage.keys import open_keyring
+from graph.build import Docent, open_docent
+from ingest.jobs import IngestJobs
+from ingest.pipeline import Ingestor
 
 log = logging.getLogger("docent")
 
-
-class NoKeysError(RuntimeError):
-    """Auth is on and no API key is configured: the server would refuse every request."""
-
-
-def open_keyring(settings: Settings) -> KeyRing | None:
-    """The API keys (None with auth off, after a warning); NoKeysError when auth is on without any key."""
-    if settings.auth == "off":
-        log.warning("DOCENT_AUTH=off: every route is open to anyone who can reach this server")
-        return None
-    keyring = KeyRing(settings.api_keys, settings.keys_file)
-    if not len(keyring):
-        raise NoKeysError(
-            f"no API key is configured (keys file {settings.keys_file}): create one with"
-            " `docent keys create NAME --scopes query,ingest`, or set DOCENT_AUTH=off to serve without keys"
-        )
-    return keyring
-
-
-Resources = tuple[Services, BaseCheckpointSaver[str]]
-ResourceOpener = Callable[[Settings], AbstractAsyncContextManager[Resources]]
-
-
-@asynccontextmanager
-async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
-    """Open the services (in a worker thread: ONNX and Chroma block) and the checkpointer."""
-    services = await asyncio.to_thread(open_services, settings)
-    try:
-        async with open_checkpointer(settings) as checkpointer:
-            yield services, checkpointer
-    finally:
-        services.close()
+DocentOpener = Callable[[Settings], AbstractAsyncContextManager[Docent]]
 
 
 def create_app(
     settings: Settings | None = None,
     *,
-    resources: ResourceOpener = open_resources,
-    under_langgraph: bool = False,
+    opener: DocentOpener = open_docent,
+    mounted_in_studio: bool = False,
 ) -> FastAPI:
-    """Build the app; nothing heavy happens until the lifespan opens `resources` (once per process).
-    `under_langgraph`: mounted by `langgraph dev`, whose own /threads and /metrics (which LangGraph Studio
+    """Build the app; nothing heavy happens until the lifespan calls `opener` (once per process).
+    `mounted_in_studio`: mounted by `langgraph dev`, whose own /threads and /metrics (which LangGraph Studio
     uses) must not be shadowed, so Docent's are left out there.
     """
     config = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.keyring = open_keyring(config)
-        app.state.guardrail = Guardrail(config.blocked_patterns)
+        keyring = open_keyring(config)
         limiter = open_rate_limiter(config)
-        app.state.rate_limiter = limiter
         try:
-            async with resources(config) as (services, checkpointer):
-                app.state.services = services
-                app.state.graph = build_graph(services, checkpointer)
+            async with opener(config) as docent:
+                services = docent.services
+                # Set once, here; nothing writes app state after start-up. (Not Starlette's lifespan state:
+                # `langgraph dev` runs a mounted app's lifespan itself and drops it.)
+                app.state.docent = AppResources(
+                        settings=config,
+                        docent=docent,
+                        keyring=keyring,
+                        guardrail=Guardrail(config.blocked_patterns),
+                        rate_limiter=limiter,
+                        ingest_jobs=IngestJobs(),
+                        ingestor=Ingestor(config, services.embedder, services.store),
+                        probes=ProbeRunner(),
+                )
                 yield
         finally:
             if limiter is not None:
@@ -97,15 +77,17 @@ def create_app(
         version=version("docent-rag"),
         description="Ask questions about your web pages and PDFs; answers cite their sources.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
-    app.state.settings = config
+    install_docs(app)
     app.include_router(health.router)
     app.include_router(invoke.router)
     app.include_router(stream.router)
     app.include_router(ws.router)
     app.include_router(ingest.router)
     app.include_router(sources.router)
-    if not under_langgraph:
+    if not mounted_in_studio:
         app.include_router(threads.router)
         install_ui(app)
     app.include_router(openai_compat.router)
@@ -126,7 +108,7 @@ def create_app(
         )
     # Last: its middleware must be the outermost, so refusals by auth, limits and CORS carry a request id.
     install_observability(
-        app, config, metrics_auth=[Depends(require("admin"))], metrics_route=not under_langgraph
+        app, config, metrics_auth=[Depends(require("admin"))], metrics_route=not mounted_in_studio
     )
     return app
 

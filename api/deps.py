@@ -1,24 +1,75 @@
-"""Typed dependencies: what a route needs, opened once in the lifespan and read from app state."""
+"""Typed dependencies: every resource a route needs, opened once by the lifespan (api.app) and handed to
+routes through `AppResources`, which nothing writes to after start-up."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, cast
 
-from fastapi import Depends, Request
+from fastapi import Depends
+from starlette.requests import HTTPConnection
 
+from api.probes import ProbeRunner
+from api.security.guardrail import Guardrail
+from api.security.ratelimit import RateLimiter
 from core.services import Services
-from graph.build import DocentGraph
+from core.settings import Settings
+from core.storage.keys import KeyRing
+from core.storage.records import SqliteRecords
+from graph.build import Docent, DocentGraph
+from ingest.jobs import IngestJobs
+from ingest.pipeline import Ingestor
 
 
-def get_graph(request: Request) -> DocentGraph:
-    """The graph compiled at start-up."""
-    return cast(DocentGraph, request.app.state.graph)
+@dataclass(frozen=True)
+class AppResources:
+    """What one server process opened at start-up, for its lifetime."""
+
+    settings: Settings
+    docent: Docent
+    keyring: KeyRing | None
+    """None with DOCENT_AUTH=off."""
+    guardrail: Guardrail
+    rate_limiter: RateLimiter | None
+    """None when rate limiting is off."""
+    ingest_jobs: IngestJobs
+    ingestor: Ingestor
+    probes: ProbeRunner
 
 
-def get_services(request: Request) -> Services:
+def get_resources(connection: HTTPConnection) -> AppResources:
+    """The resources the lifespan opened (set once at start-up as `app.state.docent`)."""
+    return cast(AppResources, connection.app.state.docent)
+
+
+def get_settings_dep(connection: HTTPConnection) -> Settings:
+    """The server's settings."""
+    return get_resources(connection).settings
+
+
+def get_services(connection: HTTPConnection) -> Services:
     """The models and stores opened at start-up."""
-    return cast(Services, request.app.state.services)
+    return get_resources(connection).docent.services
 
 
-GraphDep = Annotated[DocentGraph, Depends(get_graph)]
+def get_graph(connection: HTTPConnection) -> DocentGraph:
+    """The graph compiled at start-up."""
+    return get_resources(connection).docent.graph
+
+
+def get_records(connection: HTTPConnection) -> SqliteRecords:
+    """The records database."""
+    return get_resources(connection).docent.services.records
+
+
+def get_jobs(connection: HTTPConnection) -> IngestJobs:
+    """The process's ingest jobs."""
+    return get_resources(connection).ingest_jobs
+
+
+ResourcesDep = Annotated[AppResources, Depends(get_resources)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 ServicesDep = Annotated[Services, Depends(get_services)]
+GraphDep = Annotated[DocentGraph, Depends(get_graph)]
+RecordsDep = Annotated[SqliteRecords, Depends(get_records)]
+JobsDep = Annotated[IngestJobs, Depends(get_jobs)]

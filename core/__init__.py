@@ -1,1 +1,2 @@
-"""Settings, model providers and store access shared by every layer."""
+"""The lowest layer: settings, the shared types, the composition root (services), and the concerns below the
+graph: answering/, retrieval/ and storage/."""

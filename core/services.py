@@ -1,43 +1,128 @@
-"""The heavy resources a process opens once (models, stores) and injects everywhere it needs them."""
+"""The composition root: every heavy resource a process uses (models, stores, the records DB), opened at most
+once and closed together. The server, the CLI, Studio, `docent eval` and the benches all get theirs here.
+
+Each resource opens on first use, so a CLI command pays only for what it touches (an unchanged re-ingest
+reads the source records and never loads the embedder or Chroma); a server opens everything at start-up
+(`open_all`) so that no request pays for it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from core.chunk_store import ChunkStore, open_chunk_store
-from core.embedders import Embedder
-from core.providers import AnswererRegistry, make_answerers, make_embedder
-from core.records import SqliteRecords
-from core.retrieval import Retriever
+from core.retrieval.embedders import Embedder, LazyEmbedder, make_embedder
 from core.settings import Settings
 
+if TYPE_CHECKING:
+    from core.answering.providers import AnswererRegistry
+    from core.retrieval.chunk_store import ChunkStore
+    from core.retrieval.keyword_index import KeywordIndex
+    from core.retrieval.retriever import Retriever
+    from core.retrieval.vector_store import VectorStore
+    from core.storage.records import SqliteRecords
+    from core.storage.sources import SourceCatalog
 
-@dataclass
+T = TypeVar("T")
+
+
 class Services:
-    """Everything the graph and the ingestion pipeline use, opened once per process."""
+    """The process's resources, each opened once on first use (thread-safe) and closed by `close`."""
 
-    settings: Settings
-    embedder: Embedder
-    store: ChunkStore
-    retriever: Retriever
-    answerers: AnswererRegistry
-    records: SqliteRecords
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
+        """`embedder`: an already loaded one to use instead of the configured one (tests, benches)."""
+        self.settings = settings
+        self._lock = threading.RLock()
+        self._opened: dict[str, Any] = {}
+        self._given_embedder = embedder
+
+    def _once(self, name: str, open_: Callable[[], T]) -> T:
+        if (found := self._opened.get(name)) is not None:
+            return cast(T, found)
+        with self._lock:
+            if name not in self._opened:
+                self._opened[name] = open_()
+            return cast(T, self._opened[name])
+
+    @property
+    def embedder(self) -> LazyEmbedder:
+        """The configured embedder; its `model_id` is known before the model loads (on the first embed)."""
+        return self._once(
+            "embedder", lambda: LazyEmbedder(self.settings, make_embedder, loaded=self._given_embedder)
+        )
+
+    @property
+    def keywords(self) -> KeywordIndex:
+        """The BM25 keyword index (SQLite FTS5), which also holds the source records."""
+        from core.retrieval.keyword_index import KeywordIndex
+
+        return self._once("keywords", lambda: KeywordIndex(self.settings.keyword_db))
+
+    @property
+    def sources(self) -> SourceCatalog:
+        """One record per ingested URL or file (no model, no Chroma)."""
+        from core.storage.sources import SourceCatalog
+
+        return self._once("sources", lambda: SourceCatalog(self.keywords))
+
+    @property
+    def vectors(self) -> VectorStore:
+        """Chroma, guarded by the embedder's model id and dimension."""
+        from core.retrieval.vector_store import open_vector_store
+
+        embedder = self.embedder
+        return self._once(
+            "vectors",
+            lambda: open_vector_store(
+                self.settings, model_id=embedder.model_id, dimension=embedder.dimension
+            ),
+        )
+
+    @property
+    def store(self) -> ChunkStore:
+        """Chroma, the keyword index and the source records, written in step; Chroma opens when first used."""
+        from core.retrieval.chunk_store import ChunkStore
+
+        return self._once("store", lambda: ChunkStore(lambda: self.vectors, self.keywords, self.sources))
+
+    @property
+    def retriever(self) -> Retriever:
+        """Dense, BM25 or hybrid search over the chunk store."""
+        from core.retrieval.retriever import Retriever
+
+        return self._once("retriever", lambda: Retriever(self.embedder, self.store, self.settings))
+
+    @property
+    def answerers(self) -> AnswererRegistry:
+        """The answering models this deployment offers, by name."""
+        from core.answering.providers import make_answerers
+
+        return self._once("answerers", lambda: make_answerers(self.settings))
+
+    @property
+    def records(self) -> SqliteRecords:
+        """One durable row per answered turn, and thread ownership."""
+        from core.storage.records import SqliteRecords
+
+        return self._once("records", lambda: SqliteRecords(self.settings.records_db))
+
+    def open_all(self) -> Services:
+        """Open every resource now (blocking: call it in a worker thread from async code)."""
+        self.embedder.load()
+        _ = (self.vectors, self.store, self.retriever, self.answerers, self.records)
+        return self
 
     def close(self) -> None:
-        """Release what holds files open."""
-        self.records.close()
-        self.store.close()
+        """Close what was opened (files, connections); safe to call twice."""
+        with self._lock:
+            opened, self._opened = self._opened, {}
+        for name in ("records", "keywords"):
+            resource = opened.get(name)
+            if resource is not None:
+                resource.close()
 
 
 def open_services(settings: Settings) -> Services:
-    """Open the embedder, the chunk store (Chroma + keyword index), the answerers and the records DB."""
-    embedder = make_embedder(settings)
-    store = open_chunk_store(settings, model_id=embedder.model_id, dimension=embedder.dimension)
-    return Services(
-        settings=settings,
-        embedder=embedder,
-        store=store,
-        retriever=Retriever(embedder, store, settings),
-        answerers=make_answerers(settings),
-        records=SqliteRecords(settings.records_db),
-    )
+    """Every resource opened now, as a server or an evaluation run wants them."""
+    return Services(settings).open_all()

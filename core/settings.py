@@ -10,7 +10,14 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.keys import KeySpec
+from core.storage.keys import KeySpec
+
+# OpenAI-compatible servers other than OpenAI's (llama.cpp, vLLM, LM Studio) usually want no key.
+OPENAI_NO_KEY = "not-needed"
+
+
+class ProviderConfigError(ValueError):
+    """The settings name a provider that cannot be opened as configured."""
 
 
 class Settings(BaseSettings):
@@ -222,6 +229,17 @@ class Settings(BaseSettings):
     def llama_threads(self) -> int:
         """Threads for llama.cpp."""
         return self.local_threads or os.cpu_count() or 1
+
+    def openai_key(self) -> SecretStr:
+        """The key sent to the OpenAI-compatible server; a placeholder for a custom server that wants none."""
+        if self.openai_api_key is not None:
+            return self.openai_api_key
+        if self.openai_base_url is None:
+            raise ProviderConfigError(
+                "the openai provider needs DOCENT_OPENAI_API_KEY (or OPENAI_API_KEY), or"
+                " DOCENT_OPENAI_BASE_URL for a server that wants no key"
+            )
+        return SecretStr(OPENAI_NO_KEY)
 
     @property
     def onnx_threads(self) -> int:

@@ -8,8 +8,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 
-from core.passages import Passage
-from core.retrieval import RetrieverMode
+from core.types import Passage, RetrieverMode
 from evaluation.dataset import FollowUpPair, GoldQuestion
 from evaluation.runner import DEFAULT_KS, EvalIndex, RetrieverScore, Searcher, score_retriever
 from nodes.retrieve import is_follow_up, search_queries

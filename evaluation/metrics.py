@@ -7,7 +7,7 @@ from pathlib import PurePath
 
 import numpy as np
 
-from core.passages import Passage
+from core.types import Passage
 
 Rank = int | None
 """1-based position of the first relevant passage in a ranking; None when none was retrieved."""

@@ -15,11 +15,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from core.passages import Passage
-from core.retrieval import RetrieverMode
+from core.retrieval.vector_store import CollectionError, open_chroma
 from core.services import open_services
 from core.settings import Settings
-from core.vectorstore import CollectionError, open_chroma
+from core.types import Passage, RetrieverMode
 from evaluation.dataset import GoldQuestion
 from evaluation.metrics import (
     Rank,
@@ -40,7 +39,7 @@ DOC_K = 5
 
 
 class Searcher(Protocol):
-    """What scoring needs from a retriever (core.retrieval.Retriever is one)."""
+    """What scoring needs from a retriever (core.retrieval.retriever.Retriever is one)."""
 
     def search(
         self, query: str, *, k: int, collection: str, mode: RetrieverMode | None = None

@@ -1,15 +1,22 @@
-"""Wiring: the four nodes in a line, compiled once with a checkpointer."""
+"""Wiring: the four nodes in a line, compiled once with a checkpointer; and `open_docent`, which opens the
+services, the checkpointer and the graph together for every entry point (server, CLI, Studio, benches)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from core.context import DocentContext
 from core.services import Services
+from core.settings import Settings
+from core.storage.checkpoints import open_checkpointer
+from core.types import DocentContext
 from graph.state import DocentState, InputState, OutputState
 from nodes.append_message import append_message
 from nodes.persist import persist
@@ -34,3 +41,24 @@ def build_graph(services: Services, checkpointer: BaseCheckpointSaver[str] | Non
     builder.add_edge("summarize", "persist")
     builder.add_edge("persist", END)
     return builder.compile(checkpointer=checkpointer, name="docent")
+
+
+@dataclass(frozen=True)
+class Docent:
+    """An opened Docent: its services, its checkpointer and the graph compiled over both."""
+
+    services: Services
+    checkpointer: BaseCheckpointSaver[str]
+    graph: DocentGraph
+
+
+@asynccontextmanager
+async def open_docent(settings: Settings, services: Services | None = None) -> AsyncIterator[Docent]:
+    """Open every resource once (models and stores in a worker thread: they block), the checkpointer and the
+    graph; close them all on exit. `services`: already opened ones to use (and close) instead."""
+    opened = await asyncio.to_thread((services or Services(settings)).open_all)
+    try:
+        async with open_checkpointer(settings) as checkpointer:
+            yield Docent(opened, checkpointer, build_graph(opened, checkpointer))
+    finally:
+        await asyncio.to_thread(opened.close)

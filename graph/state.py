@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, NotRequired
+from typing import Annotated, NotRequired
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
-from core.passages import Citation, Passage, Usage
-
-
-class PriorMessage(TypedDict):
-    """A message of a conversation held elsewhere (an OpenAI-style client's history)."""
-
-    role: Literal["user", "assistant"]
-    content: str
+from core.types import AnswerFields, Passage, PriorMessage
 
 
 class InputState(TypedDict):
@@ -25,16 +18,8 @@ class InputState(TypedDict):
     history: NotRequired[list[PriorMessage]]
 
 
-class OutputState(TypedDict):
-    """What a turn returns."""
-
-    answer: str
-    citations: list[Citation]
-    model: str
-    usage: Usage | None
-    cost: float | None
-    degraded: bool
-    degraded_reason: str | None
+class OutputState(AnswerFields):
+    """What a turn returns: the answer's fields (core.types.AnswerFields)."""
 
 
 class DocentState(InputState, OutputState):

@@ -14,8 +14,9 @@ How langgraph-api 0.16 (inmem runtime, what `langgraph dev` runs) uses these, fr
   (`langgraph_api._checkpointer._adapter.collect_checkpointer_from_env`), calls it, enters the async
   context manager it returns and wraps the saver for every run and thread read; the inmem runtime's
   `_get_checkpointer` returns it whenever `USE_CUSTOM_CHECKPOINTER`. It is exited at shutdown
-  (`exit_checkpointer`). So thread state lives in our SQLite file (`core.checkpoints.open_checkpointer`),
-  while the dev server's own bookkeeping (threads, runs, assistants) stays in `.langgraph_api/`.
+  (`exit_checkpointer`). So thread state lives in our SQLite file
+  (`core.storage.checkpoints.open_checkpointer`), while the dev server's own bookkeeping (threads, runs,
+  assistants) stays in `.langgraph_api/`.
   The path must use the dotted form `graph.studio.make_checkpointer`: the loader splits a module path on
   its last "." (`_load_checkpointer`), so the documented `pkg.module:attr` form fails, and a file path
   (`./graph/studio.py:...`) would load this file a second time as another module, with its own `STUDIO`.
@@ -39,17 +40,18 @@ from contextlib import asynccontextmanager
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from core.checkpoints import open_checkpointer
-from core.services import Services, open_services
+from core.services import Services
 from core.settings import Settings, get_settings
-from graph.build import DocentGraph, build_graph
+from core.storage.checkpoints import open_checkpointer
+from graph.build import Docent, DocentGraph, build_graph
 
 logger = logging.getLogger(__name__)
 
 
-class StudioResources:
-    """The services and compiled graph one `langgraph dev` process shares between its graph factory,
-    its checkpointer and the mounted HTTP app: opened once (in a worker thread), closed with the last lease.
+class StudioRuntime:
+    """The one Docent a `langgraph dev` process serves. Whichever comes first (the graph factory, the
+    checkpointer or the mounted HTTP app) opens the services, once, in a worker thread; the checkpointer's
+    exit (server shutdown) closes them. The graph factory and the HTTP app only borrow.
     """
 
     def __init__(self, settings: Settings | None = None) -> None:
@@ -57,65 +59,60 @@ class StudioResources:
         self._lock = threading.Lock()  # taken only in worker threads, never on an event loop
         self._services: Services | None = None
         self._graph: DocentGraph | None = None
-        self._leases = 0
         self.checkpointer: BaseCheckpointSaver[str] | None = None
-        """The saver the server entered through `make_checkpointer`, for the HTTP app's own routes."""
+        """The saver the server entered through `make_checkpointer`."""
 
     def _open(self) -> tuple[Services, DocentGraph]:
-        """Open the services and compile the graph unless done already (blocking: call in a thread)."""
+        """Open the services and compile the factory's graph unless done already (blocking)."""
         with self._lock:
             if self._services is None or self._graph is None:
                 settings = self._settings or get_settings()
-                services = open_services(settings)
-                self._graph = build_graph(services, None)
-                self._services = services
+                self._services = Services(settings).open_all()
+                self._graph = build_graph(self._services, None)  # the server sets its own saver
                 logger.info("Docent services opened (data dir %s)", settings.data_dir)
             return self._services, self._graph
 
-    def _acquire(self) -> Services:
-        """Count a lease and open the services if needed (blocking: call in a thread)."""
+    def _close(self) -> None:
         with self._lock:
-            self._leases += 1
-        try:
-            return self._open()[0]
-        except BaseException:
-            self._release()
-            raise
-
-    def _release(self) -> None:
-        """End a lease; the last one closes the services (blocking: call in a thread)."""
-        with self._lock:
-            self._leases -= 1
-            if self._leases == 0 and self._services is not None:
+            if self._services is not None:
                 self._services.close()
-                self._services = self._graph = None
+            self._services = self._graph = None
+
+    async def services(self) -> Services:
+        """The services, opened if nobody has yet."""
+        return self._services or (await asyncio.to_thread(self._open))[0]
 
     async def graph(self) -> DocentGraph:
-        """The compiled graph, opening the services first if nobody has yet."""
-        if self._graph is not None:
-            return self._graph
-        return (await asyncio.to_thread(self._open))[1]
+        """The graph the factory returns, compiled once."""
+        return self._graph or (await asyncio.to_thread(self._open))[1]
 
     @asynccontextmanager
-    async def lease(self) -> AsyncIterator[Services]:
-        """Hold the services open for the duration of the block; the last lease to end closes them."""
-        services = await asyncio.to_thread(self._acquire)
+    async def serving(self) -> AsyncIterator[BaseCheckpointSaver[str]]:
+        """For the server's lifetime: the services open and our checkpointer entered; closed on exit."""
+        services = await self.services()
         try:
-            yield services
+            async with open_checkpointer(services.settings) as saver:
+                self.checkpointer = saver
+                try:
+                    yield saver
+                finally:
+                    self.checkpointer = None
         finally:
-            await asyncio.to_thread(self._release)
+            await asyncio.to_thread(self._close)
 
-    def require_checkpointer(self) -> BaseCheckpointSaver[str]:
-        """The server's checkpointer; an error when langgraph.json does not name `make_checkpointer`."""
+    @asynccontextmanager
+    async def borrow(self, _settings: Settings) -> AsyncIterator[Docent]:
+        """The mounted HTTP app's Docent: the shared services and the server's saver (a DocentOpener)."""
         if self.checkpointer is None:
             raise RuntimeError(
                 'langgraph.json must set "checkpointer": {"path": "graph.studio.make_checkpointer"}'
             )
-        return self.checkpointer
+        services = await self.services()
+        yield Docent(services, self.checkpointer, build_graph(services, self.checkpointer))
 
 
-STUDIO = StudioResources()
-"""This process's shared resources (the server imports this module once, as `graph.studio`)."""
+STUDIO = StudioRuntime()
+"""This process's Docent (the server imports this module once, as `graph.studio`)."""
 
 
 async def make_graph() -> DocentGraph:
@@ -125,16 +122,8 @@ async def make_graph() -> DocentGraph:
 
 @asynccontextmanager
 async def make_checkpointer() -> AsyncIterator[BaseCheckpointSaver[str]]:
-    """Checkpointer for langgraph.json: our SQLite saver under the data dir, entered once at server start.
-
-    It also leases the services, so they open at start-up rather than on the first run, and close at shutdown.
+    """Checkpointer for langgraph.json: our SQLite saver under the data dir, entered once at server start,
+    which also opens the services (so they open at start-up, not on the first run) and closes them at the end.
     """
-    async with STUDIO.lease() as services, open_checkpointer(services.settings) as saver:
-        first = STUDIO.checkpointer is None
-        if first:
-            STUDIO.checkpointer = saver
-        try:
-            yield saver
-        finally:
-            if first:
-                STUDIO.checkpointer = None
+    async with STUDIO.serving() as saver:
+        yield saver

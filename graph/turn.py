@@ -15,64 +15,17 @@ import anyio
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.runnables import RunnableConfig
 
-from core.context import DocentContext
-from core.passages import Citation, Passage, Usage, citation_of
+from core.types import Citation, DocentContext, Passage, PriorMessage, TurnResult, citation_of, turn_output
 from graph.build import DocentGraph
-from graph.state import InputState, PriorMessage
+from graph.state import InputState
 
 EventName = Literal["metadata", "sources", "token", "error", "end"]
 TurnEvent = tuple[EventName, dict[str, Any]]
 
 
-@dataclass(frozen=True)
-class TurnResult:
-    """A turn's answer and the ids that locate it."""
-
-    thread_id: str
-    run_id: str
-    answer: str
-    citations: list[Citation]
-    model: str
-    usage: Usage | None
-    cost: float | None = None
-    degraded: bool = False
-    degraded_reason: str | None = None
-
-    def fields(self) -> dict[str, Any]:
-        """The answer's fields, as /invoke's `output` and the stream's `end` event carry them."""
-        return {
-            "answer": self.answer,
-            "citations": self.citations,
-            "thread_id": self.thread_id,
-            "model": self.model,
-            "usage": self.usage,
-            "cost": self.cost,
-            "degraded": self.degraded,
-            "degraded_reason": self.degraded_reason,
-        }
-
-    def output(self) -> dict[str, Any]:
-        """The LangServe-shaped `{"output": ..., "metadata": ...}` body of /invoke."""
-        return {"output": self.fields(), "metadata": {"run_id": self.run_id}}
-
-
 def new_thread_id() -> str:
     """A fresh conversation id."""
     return uuid.uuid4().hex
-
-
-def _result(thread: str, run_id: uuid.UUID, values: dict[str, Any]) -> TurnResult:
-    return TurnResult(
-        thread_id=thread,
-        run_id=str(run_id),
-        answer=values["answer"],
-        citations=values["citations"],
-        model=values["model"],
-        usage=values.get("usage"),
-        cost=values.get("cost"),
-        degraded=bool(values.get("degraded", False)),
-        degraded_reason=values.get("degraded_reason"),
-    )
 
 
 def _input(message: str, history: Sequence[PriorMessage] | None) -> InputState:
@@ -97,7 +50,7 @@ async def run_turn(
     run_id = uuid.uuid4()
     config: RunnableConfig = {"configurable": {"thread_id": thread}, "run_id": run_id}
     result = await graph.ainvoke(_input(message, history), config, context=context or DocentContext())
-    return _result(thread, run_id, result)
+    return TurnResult(run_id=str(run_id), output=turn_output(thread, result))
 
 
 def numbered_sources(passages: Sequence[Passage]) -> list[Citation]:
@@ -188,8 +141,8 @@ async def stream_turn(
         elif mode == "custom" and payload.get("event") == "model_timing":
             clock.model_request = payload.get("requested_at")
             clock.model_first_chunk = payload.get("first_chunk_at")
-    end = _result(thread, run_id, answer)
-    yield "end", {**end.fields(), "run_id": end.run_id, "timings": clock.timings(time.perf_counter())}
+    end = turn_output(thread, answer)
+    yield "end", {**end, "run_id": str(run_id), "timings": clock.timings(time.perf_counter())}
 
 
 async def _graph_parts(

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from core.sources import utc_now
+from core.storage.sources import utc_now
 from ingest.pipeline import Ingestor, IngestSummary, SourceResult
 
 JobStatus = Literal["running", "done", "failed"]

@@ -1,4 +1,8 @@
-"""Loaders: turn a URL, an HTML/text file or a PDF into pages of clean text with provenance."""
+"""Loaders: turn a URL, an HTML/text file or a PDF into pages of clean text with provenance.
+
+httpx, bs4 and pypdf are imported by the loaders that use them, so reading and hashing a file (all an
+unchanged re-ingest does) does not pay for them.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,15 @@ import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpx
-import pypdf
-from bs4 import BeautifulSoup
-from bs4.dammit import EncodingDetector
-from bs4.element import NavigableString, PreformattedString, Tag
-from pypdf.errors import LimitReachedError
+from typing import TYPE_CHECKING
 
 from core.text import squash
+
+if TYPE_CHECKING:
+    import httpx
+    import pypdf
+    from bs4.element import Tag
+    from pypdf.errors import LimitReachedError
 
 HTML_SUFFIXES = frozenset({".html", ".htm"})
 TEXT_SUFFIXES = frozenset({".txt", ".md"})
@@ -124,6 +128,8 @@ def read_path(path: Path) -> RawSource:
 
 def fetch_url(url: str, client: httpx.Client) -> RawSource:
     """Fetch a URL (redirects followed) and tell its kind from the content type."""
+    import httpx
+
     try:
         response = client.get(url)
     except httpx.TimeoutException as exc:
@@ -169,11 +175,6 @@ def load_path(path: Path, limits: PdfLimits | None = None) -> LoadedDocument:
     return parse(read_path(path), limits)
 
 
-def load_url(url: str, client: httpx.Client, limits: PdfLimits | None = None) -> LoadedDocument:
-    """Fetch a URL (redirects followed) and load it by its content type."""
-    return parse(fetch_url(url, client), limits)
-
-
 def load_html(
     data: bytes, *, source: str, fallback_title: str, encoding: str | None = None
 ) -> LoadedDocument:
@@ -181,6 +182,9 @@ def load_html(
 
     `encoding` is the charset the server declared; it wins over a <meta> declaration, as in browsers.
     """
+    from bs4 import BeautifulSoup
+    from bs4.dammit import EncodingDetector
+
     declared = EncodingDetector.find_declared_encoding(data, is_html=True)
     soup = BeautifulSoup(decode_text(data, encoding, declared), "html.parser")
     title_tag = next((t for t in soup.find_all("title") if t.find_parent("svg") is None), None)
@@ -236,6 +240,8 @@ def _element_id(tag: Tag) -> str | None:
 
 def _blocks(node: Tag) -> list[Block]:
     """Each heading and paragraph in document order; loose text becomes a paragraph."""
+    from bs4.element import NavigableString, PreformattedString, Tag
+
     blocks: list[Block] = []
     loose: list[str] = []
 
@@ -267,6 +273,8 @@ def load_pdf(
     data: bytes, *, source: str, fallback_title: str, limits: PdfLimits | None = None
 ) -> LoadedDocument:
     """Extract each page's text layer with pypdf; pages keep their 1-based number."""
+    import pypdf
+
     limits = limits or PdfLimits()
     with pypdf.apply_configuration(
         array_maximum_element_count=limits.max_elements,
@@ -276,6 +284,9 @@ def load_pdf(
 
 
 def _load_pdf(data: bytes, *, source: str, fallback_title: str, max_pages: int) -> LoadedDocument:
+    import pypdf
+    from pypdf.errors import LimitReachedError
+
     if not data:
         raise LoadError("empty file (0 bytes), not a PDF")
     if data[:1024].find(b"%PDF-") < 0:

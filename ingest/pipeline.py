@@ -7,18 +7,19 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urldefrag
 
-import httpx
 import numpy as np
 
-from core.chunk_store import ChunkStore, NewChunks, SourceVersion
-from core.embedders import Embedder
+from core.retrieval.chunk_store import ChunkStore, NewChunks, SourceVersion
+from core.retrieval.embedders import Embedder
+from core.retrieval.vector_store import validate_collection_name
 from core.settings import Settings
-from core.sources import SourceRecord, content_hash, source_id, utc_now
+from core.storage.sources import SourceRecord, content_hash, source_id, utc_now
 from ingest.load import (
     SUPPORTED_LIST,
     SUPPORTED_SUFFIXES,
@@ -32,10 +33,13 @@ from ingest.load import (
 )
 from ingest.split import Chunk, make_splitter, split_document
 
+if TYPE_CHECKING:  # httpx and the splitter are imported only by runs that fetch URLs or split sources
+    import httpx
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
 ProgressCallback = Callable[[str, int, int], None]
 """Called after each source with (source, sources done, sources in this run)."""
 
-STAGES = ("load", "split", "embed", "write")
 SourceStatus = Literal["added", "updated", "unchanged", "failed", "removed"]
 T = TypeVar("T")
 R = TypeVar("R")
@@ -192,15 +196,29 @@ def _ordered_map(
 
 
 class Ingestor:
-    """Fills a collection from sources; opened once with the process's embedder and chunk store."""
+    """Fills a collection from sources; opened once with the process's embedder and chunk store.
+
+    Chroma and the embedding model are touched only for sources that changed: an unchanged source is
+    recognised from its record (SQLite) and the embedder's model id alone. A collection filled by another
+    embedding model is refused (EmbeddingMismatchError) when the first changed source reaches Chroma.
+    """
 
     def __init__(self, settings: Settings, embedder: Embedder, store: ChunkStore) -> None:
         self._settings = settings
         self._embedder = embedder
         self._store = store
-        self._splitter = make_splitter(settings.chunk_size, settings.chunk_overlap)
+        self._splitter_lock = threading.Lock()
+        self._made_splitter: RecursiveCharacterTextSplitter | None = None
         self._chunking = f"{settings.chunk_size}/{settings.chunk_overlap}"
         self._limits = PdfLimits(max_pages=settings.max_pdf_pages, max_elements=settings.pdf_max_elements)
+
+    @property
+    def _splitter(self) -> RecursiveCharacterTextSplitter:
+        """Made on first use (by a worker thread), so runs with nothing to split never import it."""
+        with self._splitter_lock:
+            if self._made_splitter is None:
+                self._made_splitter = make_splitter(self._settings.chunk_size, self._settings.chunk_overlap)
+            return self._made_splitter
 
     def run(
         self,
@@ -217,8 +235,7 @@ class Ingestor:
         `on_result` hears of each source as it finishes (the summary's `results`, as they come).
         """
         started = time.perf_counter()
-        name = collection or self._settings.collection
-        self._store.check(name)  # fail fast on a bad name or an embedding-model mismatch
+        name = validate_collection_name(collection or self._settings.collection)
         inputs = expand_inputs(items)
         summary = IngestSummary(collection=name, failures=list(inputs.failures), ignored=inputs.ignored)
         summary.results.extend(SourceResult(p.source, "failed", reason=p.reason) for p in inputs.failures)
@@ -238,13 +255,7 @@ class Ingestor:
 
         workers = self._settings.ingest_workers
         with (
-            httpx.Client(
-                follow_redirects=True,
-                max_redirects=10,
-                timeout=self._settings.http_timeout_s,
-                headers={"User-Agent": self._settings.user_agent},
-                limits=httpx.Limits(max_connections=workers),
-            ) as client,
+            self._http_client(any(is_url(t) for t in targets)) as client,
             ThreadPoolExecutor(workers, thread_name_prefix="ingest-load") as loaders,
             ThreadPoolExecutor(1, thread_name_prefix="ingest-write") as writer,
         ):
@@ -277,7 +288,23 @@ class Ingestor:
         summary.seconds = round(time.perf_counter() - started, 3)
         return summary
 
-    def _prepare(self, target: str, collection: str, client: httpx.Client, clock: _StageClock) -> _Outcome:
+    def _http_client(self, needed: bool) -> AbstractContextManager[httpx.Client | None]:
+        """One pooled HTTP client for the run's URLs; none (and no httpx import) for local files only."""
+        if not needed:
+            return nullcontext()
+        import httpx
+
+        return httpx.Client(
+            follow_redirects=True,
+            max_redirects=10,
+            timeout=self._settings.http_timeout_s,
+            headers={"User-Agent": self._settings.user_agent},
+            limits=httpx.Limits(max_connections=self._settings.ingest_workers),
+        )
+
+    def _prepare(
+        self, target: str, collection: str, client: httpx.Client | None, clock: _StageClock
+    ) -> _Outcome:
         """Fetch or read, hash, and (unless unchanged) parse and split one target; runs in a worker thread.
 
         Unchanged means: same bytes, same chunking, same embedder, and all its chunks in the keyword index
@@ -326,8 +353,9 @@ class Ingestor:
         )
 
     @staticmethod
-    def _read(target: str, client: httpx.Client) -> RawSource:
+    def _read(target: str, client: httpx.Client | None) -> RawSource:
         if is_url(target):
+            assert client is not None  # run() opens one whenever a target is a URL
             return _guarded(lambda: fetch_url(target, client))
         path = Path(target)
         if not path.exists():
@@ -340,19 +368,21 @@ class Ingestor:
         """Embed every new chunk of the batch in one call (main thread); write it in the writer thread."""
         prepared = [o for o in batch if isinstance(o, _Prepared)]
         missing = [c for p in prepared for c in p.missing]
-        started = time.perf_counter()
-        vectors = (
-            self._embedder.embed([c.text for c in missing])
-            if missing
-            else np.zeros((0, self._embedder.dimension), dtype=np.float32)
-        )
-        clock.add("embed", started)
-        new = NewChunks(
-            ids=[c.id for c in missing],
-            texts=[c.text for c in missing],
-            metadatas=[c.metadata for c in missing],
-            embeddings=vectors,
-        )
+        new: NewChunks | None = None
+        if prepared:  # a batch of unchanged and failed sources needs no model (nor Chroma)
+            started = time.perf_counter()
+            vectors = (
+                self._embedder.embed([c.text for c in missing])
+                if missing
+                else np.zeros((0, self._embedder.dimension), dtype=np.float32)
+            )
+            clock.add("embed", started)
+            new = NewChunks(
+                ids=[c.id for c in missing],
+                texts=[c.text for c in missing],
+                metadatas=[c.metadata for c in missing],
+                embeddings=vectors,
+            )
         versions = [
             SourceVersion(
                 record=self._record(collection, p),
@@ -365,7 +395,7 @@ class Ingestor:
 
         def write() -> None:
             started = time.perf_counter()
-            if versions:
+            if new is not None:
                 self._store.commit(collection, new, versions)
             for outcome in batch:
                 if isinstance(outcome, _Failed) and outcome.record:

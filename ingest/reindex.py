@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from core.chunk_store import ChunkStore
-from core.embedders import Embedder
+if TYPE_CHECKING:
+    from core.retrieval.chunk_store import ChunkStore
+    from core.retrieval.embedders import Embedder
 
 
 @dataclass(frozen=True)

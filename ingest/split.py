@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from langchain_text_splitters import RecursiveCharacterTextSplitter
-
-from core.vectorstore import Metadata
+from core.retrieval.vector_store import Metadata
 from ingest.load import LoadedDocument
+
+if TYPE_CHECKING:  # langchain_text_splitters pulls in langchain_core: imported when a splitter is made
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,8 @@ class Chunk:
 
 def make_splitter(chunk_size: int, chunk_overlap: int) -> RecursiveCharacterTextSplitter:
     """Paragraph, then line, then sentence, then word boundaries, in that order of preference."""
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
     return RecursiveCharacterTextSplitter(
         chunk_size=chunk_size,
         chunk_overlap=min(chunk_overlap, chunk_size // 2),

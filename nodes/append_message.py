@@ -8,12 +8,7 @@ from typing import Any, NotRequired
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from typing_extensions import TypedDict
 
-
-class PriorMessage(TypedDict):
-    """A message of the client's own history."""
-
-    role: str
-    content: str
+from core.types import PriorMessage
 
 
 class AppendMessageInput(TypedDict):

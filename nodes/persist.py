@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, cast
 
 from langgraph.runtime import Runtime
-from typing_extensions import TypedDict
 
-from core.passages import Citation, Usage
-from core.records import SqliteRecords, TurnRecord
+from core.storage.records import SqliteRecords, TurnRecord
+from core.types import ANSWER_FIELDS, AnswerFields
 
 
-class PersistInput(TypedDict):
-    """The finished turn."""
+class PersistInput(AnswerFields):
+    """The finished turn: its question, its answer and when it started."""
 
     question: str
-    answer: str
-    citations: list[Citation]
-    model: str
-    usage: Usage | None
-    cost: float | None
-    degraded: bool
-    degraded_reason: str | None
     started_at: float
 
 
@@ -34,13 +26,7 @@ async def persist(state: PersistInput, runtime: Runtime[Any], *, records: Sqlite
         thread_id=(info.thread_id if info else None) or "",
         run_id=info.run_id if info else None,
         question=state["question"],
-        answer=state["answer"],
-        citations=state["citations"],
-        model=state["model"],
-        usage=state.get("usage"),
-        cost=state.get("cost"),
-        degraded=state.get("degraded", False),
-        degraded_reason=state.get("degraded_reason"),
+        answer=cast(AnswerFields, {name: state.get(name) for name in ANSWER_FIELDS}),
         latency_ms=round((time.time() - state["started_at"]) * 1000, 2),
     )
     await asyncio.to_thread(records.add_turn, record)

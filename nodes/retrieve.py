@@ -11,11 +11,11 @@ from langchain_core.messages import AnyMessage, HumanMessage
 from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
-from core.context import DocentContext
 from core.metrics import RETRIEVAL_LATENCY
-from core.retrieval import Retriever
+from core.retrieval.retriever import Retriever
 from core.settings import Settings
 from core.text import terms
+from core.types import DocentContext
 
 # A message that leans on an earlier turn: it opens with a connective or points back with a pronoun.
 _FOLLOW_UP = re.compile(

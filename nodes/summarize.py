@@ -9,11 +9,10 @@ from langchain_core.messages import AIMessage, AnyMessage
 from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
-from core.answering import Answer, AnswerRequest, Role
-from core.context import DocentContext
+from core.answering.base import AnswerRequest
+from core.answering.providers import AnswererRegistry
 from core.metrics import DEGRADED_ANSWERS, MODEL_LATENCY, MODEL_TOKENS
-from core.passages import Passage
-from core.providers import AnswererRegistry
+from core.types import Answer, DocentContext, Passage, Role
 
 
 class SummarizeInput(TypedDict):
@@ -58,13 +57,7 @@ async def summarize(
             }
         )
     return {
-        "answer": answer.text,
-        "citations": answer.citations,
-        "model": answer.model,
-        "usage": answer.usage,
-        "cost": answer.cost,
-        "degraded": answer.degraded,
-        "degraded_reason": answer.degraded_reason,
+        **answer.fields(),
         "model_ms": round(model_s * 1000, 1),
         "messages": [AIMessage(content=answer.text, response_metadata={"model": answer.model})],
     }

@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from core.embeddings import OnnxMiniLMEmbedder
-from core.providers import make_embedder
-from core.services import Services, open_services
+from bench.servers import SAMPLE_CORPUS, ModelScript, ollama_app, openai_app, serving
+from core.retrieval.onnx_embedder import OnnxMiniLMEmbedder
+from core.services import Services
 from core.settings import Settings
 from ingest.pipeline import Ingestor
-from tests.helpers import REDIS_URL, SAMPLE_CORPUS
-from tests.model_servers import ModelScript, ollama_app, openai_app, serving
+from tests.helpers import REDIS_URL
 
 
 @pytest.fixture(autouse=True)
@@ -66,16 +65,13 @@ def scripted_ollama() -> Iterator[tuple[str, ModelScript]]:
 @pytest.fixture(scope="session")
 def embedder() -> OnnxMiniLMEmbedder:
     """The real ONNX embedder, loaded once per test session."""
-    return make_embedder(Settings())
+    return OnnxMiniLMEmbedder(threads=Settings().onnx_threads)
 
 
 @pytest.fixture
-def services(
-    settings: Settings, embedder: OnnxMiniLMEmbedder, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Services]:
+def services(settings: Settings, embedder: OnnxMiniLMEmbedder) -> Iterator[Services]:
     """Real Chroma and SQLite under the temp dir, sharing the session's embedder."""
-    monkeypatch.setattr("core.services.make_embedder", lambda _settings: embedder)
-    opened = open_services(settings)
+    opened = Services(settings, embedder=embedder).open_all()
     yield opened
     opened.close()
 

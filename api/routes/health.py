@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from typing import Literal
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from pydantic import BaseModel, ConfigDict
 
-from api.deps import GraphDep, ServicesDep
+from api.deps import ResourcesDep, ServicesDep
+from api.probes import CHECK_TIMEOUT_S, Probe
 from api.schemas import Health
-from core.providers import model_probe, provider_of
+from core.answering.providers import model_probe, provider_of
 from core.services import Services
-from graph.build import DocentGraph
 
 router = APIRouter(tags=["health"])
 
-CHECK_TIMEOUT_S = 2.0
 # A thread id no request can use (thread ids are validated), read by the checkpointer check.
 _PROBE_THREAD = "__docent_ready__"
 
-Probe = Callable[[], Awaitable[str | None]]
 
 
 class Readiness(BaseModel):
@@ -71,18 +68,18 @@ async def health(services: ServicesDep) -> Health:
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "A check failed; its entry says why."}},
 )
-async def ready(request: Request, services: ServicesDep, graph: GraphDep) -> JSONResponse:
+async def ready(resources: ResourcesDep) -> JSONResponse:
     """Readiness: 200 when the records DB, Chroma and the checkpointer answer and the default model's server
     is reachable (in-process models always are); else 503 naming the failed checks. Each check has 2 s.
     """
+    services, checkpointer = resources.docent.services, resources.docent.checkpointer
     probes: dict[str, Probe] = {
         "records": lambda: asyncio.to_thread(_records, services),
         "chroma": lambda: asyncio.to_thread(_chroma, services),
-        "checkpointer": lambda: _checkpointer(graph),
+        "checkpointer": lambda: _checkpointer(checkpointer),
         "model": lambda: _model(services),
     }
-    runner = _runner(request)
-    results = await asyncio.gather(*(runner.run(name, probe) for name, probe in probes.items()))
+    results = await asyncio.gather(*(resources.probes.run(name, probe) for name, probe in probes.items()))
     checks = dict(zip(probes, results, strict=True))
     ok = all(result == "ok" for result in checks.values())
     body = Readiness(status="ready" if ok else "not ready", checks=checks)
@@ -98,10 +95,8 @@ def _chroma(services: Services) -> None:
     services.store.vectors.stored_model(services.settings.collection)
 
 
-async def _checkpointer(graph: DocentGraph) -> None:
-    saver = graph.checkpointer
-    if isinstance(saver, BaseCheckpointSaver):
-        await saver.aget_tuple({"configurable": {"thread_id": _PROBE_THREAD}})
+async def _checkpointer(saver: BaseCheckpointSaver[str]) -> None:
+    await saver.aget_tuple({"configurable": {"thread_id": _PROBE_THREAD}})
 
 
 async def _model(services: Services) -> str | None:
@@ -114,43 +109,3 @@ async def _model(services: Services) -> str | None:
     except httpx.HTTPError as exc:
         return f"unreachable: {exc or type(exc).__name__}"
     return None if reply.status_code == 200 else f"model server answered HTTP {reply.status_code}"
-
-
-class _ProbeRunner:
-    """Runs each check at most once at a time: a check still running from an earlier call is waited on
-    again, not started twice, so a hung store cannot fill the worker threads with probes.
-    """
-
-    def __init__(self) -> None:
-        self._running: dict[str, asyncio.Task[str | None]] = {}
-
-    async def run(self, name: str, probe: Probe) -> str:
-        """`ok`, or why the check failed (its error, or a timeout)."""
-        task = self._running.get(name)
-        if task is None or task.done():
-            task = asyncio.ensure_future(probe())
-            task.add_done_callback(_consume)
-            self._running[name] = task
-        try:
-            async with asyncio.timeout(CHECK_TIMEOUT_S):
-                failure = await asyncio.shield(task)
-        except TimeoutError:
-            return f"timed out after {CHECK_TIMEOUT_S:g}s"
-        except Exception as exc:
-            return f"{type(exc).__name__}: {exc}"
-        return failure or "ok"
-
-
-def _consume(task: asyncio.Task[str | None]) -> None:
-    """Retrieve a finished check's exception, so one nobody waited for is not reported as lost."""
-    if not task.cancelled():
-        task.exception()
-
-
-def _runner(request: Request) -> _ProbeRunner:
-    state = request.app.state
-    runner = getattr(state, "readiness_probes", None)
-    if not isinstance(runner, _ProbeRunner):
-        runner = _ProbeRunner()
-        state.readiness_probes = runner
-    return runner

@@ -6,14 +6,13 @@ import asyncio
 import base64
 import binascii
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
-from api.auth import IngestCaller
-from api.deps import ServicesDep
+from api.deps import JobsDep, ResourcesDep
 from api.schemas import (
     AUTH_ERRORS,
     SAMPLE_JOB,
@@ -24,21 +23,10 @@ from api.schemas import (
     UploadedFile,
     ValidationErrorBody,
 )
-from ingest.jobs import IngestJobs, JobConflictError
-from ingest.pipeline import Ingestor
+from api.security.auth import IngestCaller
+from ingest.jobs import JobConflictError
 
 router = APIRouter(tags=["ingest"])
-
-
-def get_jobs(request: Request) -> IngestJobs:
-    """The process's ingest jobs (made on first use; the event loop is the only writer)."""
-    state = request.app.state
-    if getattr(state, "ingest_jobs", None) is None:
-        state.ingest_jobs = IngestJobs()
-    return cast(IngestJobs, state.ingest_jobs)
-
-
-JobsDep = Annotated[IngestJobs, Depends(get_jobs)]
 
 
 def _decode_uploads(files: list[UploadedFile]) -> list[tuple[str, bytes]]:
@@ -79,7 +67,7 @@ def _save_uploads(folder: Path, files: list[tuple[str, bytes]]) -> list[str]:
     },
 )
 async def start_ingest(
-    body: IngestRequest, services: ServicesDep, jobs: JobsDep, caller: IngestCaller
+    body: IngestRequest, resources: ResourcesDep, caller: IngestCaller
 ) -> IngestJobOut | JSONResponse:
     """Start ingesting URLs and files in the background; poll GET /ingest/{id}. One job per collection."""
     if not body.urls and not body.files:
@@ -87,19 +75,19 @@ async def start_ingest(
     if bad := [u for u in body.urls if not u.startswith(("http://", "https://"))]:
         raise HTTPException(422, f"urls: only http(s) URLs can be fetched, got {bad[0]!r}")
     uploads = _decode_uploads(body.files)
-    collection = body.collection or services.settings.collection
+    settings, jobs = resources.settings, resources.ingest_jobs
+    collection = body.collection or settings.collection
     try:
         job = jobs.claim(collection, list(body.urls), owner=caller.name)
     except JobConflictError as exc:
         return JSONResponse({"detail": str(exc), "job_id": exc.job_id}, status_code=409)
-    folder = services.settings.data_dir / "uploads" / collection
+    folder = settings.data_dir / "uploads" / collection
     try:
         job.items += await asyncio.to_thread(_save_uploads, folder, uploads)
     except OSError as exc:
         jobs.fail(job, f"cannot save the uploaded files: {exc}")
         raise HTTPException(500, job.error) from exc
-    ingestor = Ingestor(services.settings, services.embedder, services.store)
-    task = asyncio.create_task(asyncio.to_thread(jobs.run, job, ingestor))
+    task = asyncio.create_task(asyncio.to_thread(jobs.run, job, resources.ingestor))
     jobs.background.add(task)
     task.add_done_callback(jobs.background.discard)
     return IngestJobOut.model_validate(job.to_dict())

@@ -7,11 +7,9 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
+from pydantic import TypeAdapter
 
-from api.auth import QueryCaller, charge
-from api.deps import GraphDep, ServicesDep
-from api.limits import check_question
-from api.ownership import thread_for_turn
+from api.deps import GraphDep, ServicesDep, get_records
 from api.schemas import (
     AUTH_ERRORS,
     TURN_ERRORS,
@@ -22,18 +20,22 @@ from api.schemas import (
     ErrorBody,
     InvokeConfig,
     InvokeInput,
-    InvokeOutput,
     InvokeRequest,
     InvokeResponse,
     ValidationErrorBody,
 )
-from core.keys import Principal
-from core.providers import UnknownModelError
-from core.vectorstore import CollectionError, EmbeddingMismatchError
+from api.security.auth import QueryCaller, charge
+from api.security.limits import check_question
+from api.security.ownership import thread_for_turn
+from core.answering.providers import UnknownModelError
+from core.retrieval.vector_store import CollectionError, EmbeddingMismatchError
+from core.storage.keys import Principal
+from core.types import TurnOutput
 from graph.build import DocentGraph
 from graph.turn import run_turn
 
 router = APIRouter(tags=["invoke"])
+OUTPUT_SCHEMA = TypeAdapter(TurnOutput).json_schema()
 log = logging.getLogger(__name__)
 
 
@@ -43,9 +45,9 @@ async def answer(
     """One checked turn on a thread the caller owns (shared by /invoke and /batch)."""
     knobs = body.config.configurable
     check_question(request, body.input.message, knobs)
-    thread = await thread_for_turn(request.app.state.services.records, caller, knobs.thread_id)
+    thread = await thread_for_turn(get_records(request), caller, knobs.thread_id)
     result = await run_turn(graph, body.input.message, thread_id=thread, context=body.run_context())
-    return InvokeResponse.model_validate(result.output())
+    return InvokeResponse.model_validate(result.response())
 
 
 @router.post(
@@ -133,10 +135,10 @@ async def input_schema(caller: QueryCaller) -> dict[str, Any]:
     return InvokeInput.model_json_schema()
 
 
-@router.get("/invoke/output_schema", responses=_schema_reply(InvokeOutput.model_json_schema()))
+@router.get("/invoke/output_schema", responses=_schema_reply(OUTPUT_SCHEMA))
 async def output_schema(caller: QueryCaller) -> dict[str, Any]:
     """JSON Schema of /invoke's `output` (LangServe)."""
-    return InvokeOutput.model_json_schema()
+    return OUTPUT_SCHEMA
 
 
 @router.get("/invoke/config_schema", responses=_schema_reply(InvokeConfig.model_json_schema()))

@@ -12,11 +12,11 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.auth import QueryCaller
 from api.deps import GraphDep, ServicesDep
-from api.limits import check_question
 from api.openai_errors import openai_error_body
-from api.openai_schemas import (
+from api.routes.stream import STREAM_HEADERS
+from api.schemas import Configurable
+from api.schemas.openai import (
     DEFAULT_MODEL,
     OPENAI_ERRORS,
     AssistantMessage,
@@ -28,14 +28,13 @@ from api.openai_schemas import (
     ModelCard,
     ModelList,
 )
-from api.ownership import thread_for_turn
-from api.routes.stream import STREAM_HEADERS
-from api.schemas import CitationOut, Configurable
-from core.context import DocentContext
-from core.passages import Citation
-from core.vectorstore import CollectionError
-from graph.state import PriorMessage
-from graph.turn import TurnResult, run_turn, stream_turn
+from api.security.auth import QueryCaller
+from api.security.limits import check_question
+from api.security.ownership import thread_for_turn
+from core.retrieval.vector_store import CollectionError
+from core.services import Services
+from core.types import Citation, DocentContext, PriorMessage, TurnOutput, TurnResult, turn_output
+from graph.turn import run_turn, stream_turn
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 STARTED = int(time.time())
@@ -67,13 +66,13 @@ CHUNKS_EXAMPLE = (
 )
 
 
-def sources_text(citations: Sequence[Citation] | Sequence[dict[str, Any]]) -> str:
+def sources_text(citations: Sequence[Citation]) -> str:
     """The citations as a `Sources:` block appended to the answer's text (empty when there are none)."""
     if not citations:
         return ""
     lines = []
     for c in citations:
-        page = f", page {c['page']}" if c.get("page") is not None else ""
+        page = f", page {c['page']}" if c["page"] is not None else ""
         lines.append(f"[{c['n']}] {c['title']} — {c['source']}{page}")
     return "\n\nSources:\n" + "\n".join(lines)
 
@@ -92,46 +91,48 @@ def _question(body: ChatCompletionRequest) -> tuple[str, list[PriorMessage]]:
     return last.text, history
 
 
-def _model(body: ChatCompletionRequest, request: Request) -> str | None:
+def _model(body: ChatCompletionRequest, services: Services) -> str | None:
     """The answerer a request names (None: the default); an unknown name is a 404 as at OpenAI."""
     if body.model == DEFAULT_MODEL:
         return None
-    if body.model not in request.app.state.services.answerers.names:
+    if body.model not in services.answerers.names:
         raise HTTPException(404, f"model {body.model!r} does not exist; see GET /v1/models")
     return body.model
 
 
-def _extras(data: dict[str, Any]) -> DocentExtras:
-    usage = data.get("usage")
+def _extras(output: TurnOutput, run_id: str) -> DocentExtras:
+    usage = output["usage"]
     return DocentExtras(
-        run_id=data["run_id"],
-        model=data["model"],
-        cost=data.get("cost"),
-        degraded=bool(data.get("degraded")),
-        degraded_reason=data.get("degraded_reason"),
-        usage_estimated=bool(usage and usage.get("estimated")),
+        run_id=run_id,
+        model=output["model"],
+        cost=output["cost"],
+        degraded=output["degraded"],
+        degraded_reason=output["degraded_reason"],
+        usage_estimated=bool(usage and usage["estimated"]),
     )
 
 
-def _usage(data: dict[str, Any]) -> CompletionUsage:
-    usage = data.get("usage") or {}
-    prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+def _usage(output: TurnOutput) -> CompletionUsage:
+    usage = output["usage"]
+    prompt, completion = (usage["prompt_tokens"], usage["completion_tokens"]) if usage else (0, 0)
     return CompletionUsage(
         prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
     )
 
 
 def _completion(result: TurnResult) -> ChatCompletion:
-    data = {**result.fields(), "run_id": result.run_id}
+    output = result.output
     return ChatCompletion(
         id=f"chatcmpl-{result.run_id}",
         created=int(time.time()),
-        model=result.model,
-        choices=[Choice(message=AssistantMessage(content=result.answer + sources_text(result.citations)))],
-        usage=_usage(data),
-        thread_id=result.thread_id,
-        citations=[CitationOut.model_validate(c) for c in result.citations],
-        docent=_extras(data),
+        model=output["model"],
+        choices=[
+            Choice(message=AssistantMessage(content=output["answer"] + sources_text(output["citations"])))
+        ],
+        usage=_usage(output),
+        thread_id=output["thread_id"],
+        citations=output["citations"],
+        docent=_extras(output, result.run_id),
     )
 
 
@@ -168,16 +169,17 @@ async def _chunks(
                 )
                 yield chunk({"content": note})
             elif name == "end":
+                output = turn_output(data["thread_id"], data)
                 if failed:
-                    yield chunk({"content": data["answer"]})
-                yield chunk({"content": sources_text(data["citations"])})
-                model = data["model"]
-                extras = _extras(data).model_dump()
+                    yield chunk({"content": output["answer"]})
+                yield chunk({"content": sources_text(output["citations"])})
+                model = output["model"]
+                extras = _extras(output, data["run_id"]).model_dump()
                 yield chunk(
-                    {}, "stop", thread_id=data["thread_id"], citations=data["citations"], docent=extras
+                    {}, "stop", thread_id=output["thread_id"], citations=output["citations"], docent=extras
                 )
                 if include_usage:
-                    yield chunk(None, usage=_usage(data).model_dump())
+                    yield chunk(None, usage=_usage(output).model_dump())
     except CollectionError as exc:
         yield ServerSentEvent(data=json.dumps(openai_error_body(409, str(exc))))
     yield ServerSentEvent(data="[DONE]")
@@ -200,7 +202,7 @@ async def chat_completions(
     """Answer the last user message from the ingested documents; citations are appended to the text and
     given in `citations`. Pass `thread_id` (the response's) to continue a Docent thread."""
     question, history = _question(body)
-    model = _model(body, request)
+    model = _model(body, services)
     check_question(request, question, Configurable(k=body.k))
     thread = await thread_for_turn(services.records, caller, body.thread_id)
     context = DocentContext(k=body.k, collection=body.collection, retriever=body.retriever, model=model)

@@ -7,10 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
-from api.auth import IngestCaller, QueryCaller
-from api.deps import ServicesDep
-from api.routes.ingest import JobsDep
+from api.deps import JobsDep, ServicesDep
 from api.schemas import AUTH_ERRORS, COLLECTION_PATTERN, ErrorBody, JobConflict, SourceOut, SourceRemoved
+from api.security.auth import IngestCaller, QueryCaller
 
 router = APIRouter(tags=["sources"])
 CollectionQuery = Annotated[

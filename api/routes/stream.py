@@ -9,12 +9,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.auth import QueryCaller
 from api.deps import GraphDep, ServicesDep
-from api.limits import check_question
-from api.ownership import thread_for_turn
 from api.schemas import TURN_ERRORS, InvokeRequest
-from core.vectorstore import CollectionError
+from api.security.auth import QueryCaller
+from api.security.limits import check_question
+from api.security.ownership import thread_for_turn
+from core.retrieval.vector_store import CollectionError
 from graph.build import DocentGraph
 from graph.turn import stream_turn
 

@@ -8,18 +8,13 @@ import io
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Response
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from fastapi import APIRouter, Query, Response
 
-from api.auth import QueryCaller
-from api.deps import GraphDep, ServicesDep
-from api.ownership import owned_thread, thread_for_turn
+from api.deps import RecordsDep, ResourcesDep
 from api.schemas import (
     AUTH_ERRORS,
     SAMPLE_MESSAGES,
     SAMPLE_THREAD,
-    SAMPLE_THREAD_ID,
-    THREAD_ID_PATTERN,
     ErrorBody,
     MessageOut,
     ThreadCreated,
@@ -27,13 +22,12 @@ from api.schemas import (
     ThreadList,
     ThreadSummary,
 )
-from core.records import SqliteRecords, ThreadInfo
+from api.security.auth import QueryCaller
+from api.security.ownership import OwnedThread, thread_for_turn
+from core.storage.records import SqliteRecords, ThreadInfo
 
 router = APIRouter(tags=["threads"])
 
-ThreadId = Annotated[
-    str, Path(pattern=THREAD_ID_PATTERN, description="The thread's id.", examples=[SAMPLE_THREAD_ID])
-]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such thread for this key."}
 }
@@ -49,20 +43,16 @@ def _messages(records: SqliteRecords, thread_id: str) -> list[MessageOut]:
     messages: list[MessageOut] = []
     for turn in records.turns(thread_id):
         messages.append(MessageOut(role="user", content=turn.question, created_at=turn.created_at))
+        answer = turn.answer
         messages.append(
             MessageOut.model_validate(
                 {
+                    **answer,
                     "role": "assistant",
-                    "content": turn.answer,
+                    "content": answer["answer"],
                     "created_at": turn.created_at,
                     "run_id": turn.run_id,
-                    "citations": turn.citations,
-                    "model": turn.model,
-                    "usage": turn.usage,
-                    "cost": turn.cost,
                     "latency_ms": turn.latency_ms,
-                    "degraded": turn.degraded,
-                    "degraded_reason": turn.degraded_reason,
                 }
             )
         )
@@ -70,43 +60,37 @@ def _messages(records: SqliteRecords, thread_id: str) -> list[MessageOut]:
 
 
 @router.post("/threads", status_code=201, response_model=ThreadCreated, responses=AUTH_ERRORS)
-async def create_thread(services: ServicesDep, caller: QueryCaller) -> ThreadCreated:
+async def create_thread(records: RecordsDep, caller: QueryCaller) -> ThreadCreated:
     """Start a new, empty thread owned by the calling key; pass its id as `config.configurable.thread_id`."""
-    return ThreadCreated(id=await thread_for_turn(services.records, caller, None))
+    return ThreadCreated(id=await thread_for_turn(records, caller, None))
 
 
 @router.get("/threads", response_model=ThreadList, responses=AUTH_ERRORS)
 async def list_threads(
-    services: ServicesDep,
+    records: RecordsDep,
     caller: QueryCaller,
     limit: Annotated[int, Query(ge=1, le=100, description="Threads per page.", examples=[20])] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000, description="Threads to skip.", examples=[0])] = 0,
 ) -> ThreadList:
     """The calling key's threads, most recently updated first, with title (first question) and turn count."""
-    infos, total = await asyncio.to_thread(services.records.threads, caller.name, limit=limit, offset=offset)
+    infos, total = await asyncio.to_thread(records.threads, caller.name, limit=limit, offset=offset)
     return ThreadList(threads=[_summary(i) for i in infos], total=total, limit=limit, offset=offset)
 
 
 @router.get("/threads/{thread_id}", response_model=ThreadDetail, responses={**AUTH_ERRORS, **NOT_FOUND})
-async def get_thread(thread_id: ThreadId, services: ServicesDep, caller: QueryCaller) -> ThreadDetail:
+async def get_thread(thread: OwnedThread, records: RecordsDep) -> ThreadDetail:
     """A thread's messages, oldest first; answers carry citations, model, usage, cost and timestamps."""
-    info = await owned_thread(services.records, caller, thread_id)
-    messages = await asyncio.to_thread(_messages, services.records, thread_id)
-    return ThreadDetail(**_summary(info).model_dump(), messages=messages)
+    messages = await asyncio.to_thread(_messages, records, thread.id)
+    return ThreadDetail(**_summary(thread).model_dump(), messages=messages)
 
 
 @router.delete(
     "/threads/{thread_id}", status_code=204, response_class=Response, responses={**AUTH_ERRORS, **NOT_FOUND}
 )
-async def delete_thread(
-    thread_id: ThreadId, services: ServicesDep, graph: GraphDep, caller: QueryCaller
-) -> Response:
+async def delete_thread(thread: OwnedThread, records: RecordsDep, resources: ResourcesDep) -> Response:
     """Delete a thread: its checkpoints (the conversation state) and its turn records."""
-    await owned_thread(services.records, caller, thread_id)
-    checkpointer = graph.checkpointer
-    if isinstance(checkpointer, BaseCheckpointSaver):
-        await checkpointer.adelete_thread(thread_id)
-    await asyncio.to_thread(services.records.delete_thread, thread_id)
+    await resources.docent.checkpointer.adelete_thread(thread.id)
+    await asyncio.to_thread(records.delete_thread, thread.id)
     return Response(status_code=204)
 
 
@@ -134,13 +118,17 @@ CSV_EXAMPLE = (
 )
 
 
+def _page(page: int | None) -> str:
+    return f", page {page}" if page else ""
+
+
 def _csv(messages: list[MessageOut]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for m in messages:
         cites = "; ".join(
-            f"[{c.n}] {c.title} ({c.source}{f', page {c.page}' if c.page else ''})" for c in m.citations or []
+            f"[{c['n']}] {c['title']} ({c['source']}{_page(c['page'])})" for c in m.citations or []
         )
         usage = m.usage
         writer.writerow(
@@ -150,9 +138,9 @@ def _csv(messages: list[MessageOut]) -> str:
                 m.content,
                 m.model or "",
                 cites,
-                usage.prompt_tokens if usage else "",
-                usage.completion_tokens if usage else "",
-                usage.estimated if usage else "",
+                usage["prompt_tokens"] if usage else "",
+                usage["completion_tokens"] if usage else "",
+                usage["estimated"] if usage else "",
                 "" if m.cost is None else m.cost,
                 "" if m.degraded is None else m.degraded,
                 m.degraded_reason or "",
@@ -177,14 +165,13 @@ def _csv(messages: list[MessageOut]) -> str:
     },
 )
 async def export_thread(
-    thread_id: ThreadId,
-    services: ServicesDep,
-    caller: QueryCaller,
+    thread: OwnedThread,
+    records: RecordsDep,
     format: Annotated[Literal["json", "csv"], Query(description="File format.", examples=["csv"])] = "json",
 ) -> Response:
     """Download a thread: JSON (the same body as GET /threads/{id}) or CSV (one row per message)."""
-    detail = await get_thread(thread_id, services, caller)
-    name = f"docent-thread-{thread_id}.{format}"
+    detail = await get_thread(thread, records)
+    name = f"docent-thread-{thread.id}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if format == "csv":
         return Response(_csv(detail.messages), media_type="text/csv; charset=utf-8", headers=headers)

@@ -5,21 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import cast
 
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from api.auth import charge, identify
-from api.limits import check_question
-from api.ownership import thread_for_turn
+from api.deps import get_resources
 from api.routes.stream import turn_events
 from api.schemas import InvokeRequest
-from core.keys import Principal
-from core.providers import UnknownModelError
-from core.services import Services
-from graph.build import DocentGraph
+from api.security.auth import charge, identify
+from api.security.limits import check_question
+from api.security.ownership import thread_for_turn
+from core.answering.providers import UnknownModelError
+from core.storage.keys import Principal
 
 router = APIRouter(tags=["stream"])
 
@@ -49,8 +47,8 @@ async def ws(websocket: WebSocket) -> None:
     (or `error` for a refused request, with its HTTP status). Send the key as on HTTP routes. Closing the
     socket cancels the turn in flight, which is then not recorded.
     """
-    graph = cast(DocentGraph, websocket.app.state.graph)
-    services = cast(Services, websocket.app.state.services)
+    docent = get_resources(websocket).docent
+    graph, services = docent.graph, docent.services
     caller = await _admit(websocket)
     if caller is None:
         return

@@ -1,0 +1,1 @@
+"""ASGI middleware: body size limits, request ids, HTTP metrics and access logs."""

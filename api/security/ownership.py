@@ -1,0 +1,55 @@
+"""Threads belong to the key that made them: every route resolves a thread id through here, so another
+key's thread is a 404 everywhere (never a 403, which would confirm that it exists).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path
+
+from api.deps import RecordsDep
+from api.schemas import SAMPLE_THREAD_ID, THREAD_ID_PATTERN
+from api.security.auth import QueryCaller
+from core.storage.keys import Principal
+from core.storage.records import SqliteRecords, ThreadInfo
+from graph.turn import new_thread_id
+
+
+class ThreadNotFound(HTTPException):
+    """404 for a thread the caller does not own (or that does not exist)."""
+
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(404, f"no thread {thread_id!r}")
+
+
+async def thread_for_turn(records: SqliteRecords, principal: Principal, thread_id: str | None) -> str:
+    """The thread a turn runs on: a new one owned by the caller when none is given; a given id is claimed for
+    the caller when nobody has used it yet, and is a 404 when someone else has.
+    """
+    thread = thread_id or new_thread_id()
+    if not await asyncio.to_thread(records.claim_thread, thread, principal.name):
+        raise ThreadNotFound(thread)
+    return thread
+
+
+async def owned_thread(records: SqliteRecords, principal: Principal, thread_id: str) -> ThreadInfo:
+    """The caller's thread by id; 404 when it is not theirs."""
+    info = await asyncio.to_thread(records.thread, thread_id)
+    if info is None or info.owner != principal.name:
+        raise ThreadNotFound(thread_id)
+    return info
+
+
+ThreadId = Annotated[
+    str, Path(pattern=THREAD_ID_PATTERN, description="The thread's id.", examples=[SAMPLE_THREAD_ID])
+]
+
+
+async def _owned_thread_dep(thread_id: ThreadId, records: RecordsDep, caller: QueryCaller) -> ThreadInfo:
+    return await owned_thread(records, caller, thread_id)
+
+
+OwnedThread = Annotated[ThreadInfo, Depends(_owned_thread_dep)]
+"""The `{thread_id}` of the path, which the caller must own (else 404): every thread route takes this."""

@@ -1,0 +1,2 @@
+"""Answering: the answerer seam, the extractive answerer, chat models with retries and fallback, prompts
+and prices."""

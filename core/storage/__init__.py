@@ -1,0 +1,1 @@
+"""Storage: conversation checkpoints, turn records, source records and API keys."""

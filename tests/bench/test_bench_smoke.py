@@ -1,0 +1,56 @@
+"""Benchmarks do not rot: every bench/*.py runs its `--smoke` mode (seconds, tiny input) and exits 0.
+
+The smokes check that each bench still works end to end; they assert nothing about its figures.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.servers import REPO_ROOT
+
+BENCH = REPO_ROOT / "bench"
+# Modules of bench/ that are not benches.
+NOT_BENCHES = {"__init__.py", "servers.py"}
+# Benches that need an optional extra: the module to import, and why it is missing.
+NEEDS = {
+    "stream.py": ("llama_cpp", "bench/stream.py serves SmolLM2 with llama-cpp-python: the `local` extra"),
+}
+SMOKE_TIMEOUT_S = 240
+
+
+def benches() -> list[Path]:
+    """Every bench script, by name."""
+    return sorted(path for path in BENCH.glob("*.py") if path.name not in NOT_BENCHES)
+
+
+def test_bench_folder_has_the_known_benches() -> None:
+    """Discovery finds the benches (a moved folder would otherwise pass with zero smokes)."""
+    names = {path.name for path in benches()}
+    assert {"embed.py", "ingest.py", "invoke.py", "retrieval_grid.py", "schemathesis_run.py"} <= names
+
+
+@pytest.mark.timeout(SMOKE_TIMEOUT_S + 30)
+@pytest.mark.parametrize("bench", benches(), ids=lambda path: path.stem)
+def test_bench_smoke_mode_exits_0(bench: Path) -> None:
+    if bench.name in NEEDS:
+        module, reason = NEEDS[bench.name]
+        pytest.importorskip(module, reason=f"{reason} is not installed")
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(bench.relative_to(REPO_ROOT)), "--smoke"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=SMOKE_TIMEOUT_S,
+        check=False,
+    )
+    output = f"--- stdout ---\n{done.stdout[-6000:]}\n--- stderr ---\n{done.stderr[-6000:]}"
+    assert done.returncode == 0, f"{bench.name} --smoke exited {done.returncode}\n{output}"
+    assert done.stdout.strip(), f"{bench.name} --smoke reported no figures\n{output}"
+    print(f"{bench.name} --smoke: {time.monotonic() - started:.1f}s")

@@ -1,0 +1,98 @@
+"""Dense, BM25 and hybrid retrieval over real Chroma and the SQLite keyword index, kept in step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.retrieval.retriever import reciprocal_rank_fusion
+from core.services import Services
+from ingest.pipeline import Ingestor
+
+PLANETS = """<html><head><title>Planets</title></head><body>
+<h1>Planets</h1>
+<p id="p0">Jupiter is the largest planet; its Great Red Spot is a storm older than 350 years.</p>
+<p id="p1">Saturn's rings are made mostly of water ice, with some rocky debris and dust.</p>
+</body></html>"""
+OCEANS = """<html><head><title>Oceans</title></head><body>
+<h1>Oceans</h1>
+<p id="p0">The Mariana Trench in the Pacific Ocean reaches a depth of about 10,994 metres.</p>
+</body></html>"""
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "planets.html").write_text(PLANETS)
+    (folder / "oceans.html").write_text(OCEANS)
+    return folder
+
+
+def ingest(services: Services, *items: Path) -> None:
+    summary = Ingestor(services.settings, services.embedder, services.store).run([str(i) for i in items])
+    assert not summary.failures
+
+
+def sources(services: Services, query: str, mode: str) -> list[str]:
+    found = services.retriever.search(query, k=5, collection="docent", mode=mode)  # type: ignore[arg-type]
+    return [Path(p["source"]).name for p in found]
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_every_mode_finds_the_passage_and_its_paragraph_ids(
+    services: Services, corpus: Path, mode: str
+) -> None:
+    ingest(services, corpus)
+    best = services.retriever.search("How deep is the Mariana Trench?", k=3, collection="docent", mode=mode)[
+        0
+    ]  # type: ignore[arg-type]
+    assert Path(best["source"]).name == "oceans.html"
+    assert best["paragraph_ids"] == ["p0"]
+    assert 0.2 < best["score"] <= 1.0  # cosine similarity in every mode
+
+
+def test_bm25_finds_an_exact_rare_term_and_scores_it_by_cosine(services: Services, corpus: Path) -> None:
+    ingest(services, corpus)
+    found = services.retriever.search("10,994", k=2, collection="docent", mode="bm25")
+    assert [Path(p["source"]).name for p in found] == ["oceans.html"]
+
+
+def test_a_removed_source_never_comes_back_from_any_retriever(services: Services, corpus: Path) -> None:
+    ingest(services, corpus)
+    oceans = str((corpus / "oceans.html").resolve())
+    assert services.store.remove_source("docent", oceans) > 0
+    for mode in ("dense", "bm25", "hybrid"):
+        assert "oceans.html" not in sources(services, "Mariana Trench depth Pacific Ocean", mode)
+    assert services.store.keywords.search("docent", "Mariana Trench", 10) == []
+
+
+def test_reingesting_a_changed_source_replaces_its_chunks_in_both_indexes(
+    services: Services, corpus: Path
+) -> None:
+    ingest(services, corpus)
+    page = corpus / "oceans.html"
+    page.write_text(OCEANS.replace("Mariana Trench in the Pacific", "Puerto Rico Trench in the Atlantic"))
+    ingest(services, corpus)
+    assert services.store.keywords.search("docent", "Mariana", 10) == []
+    source_ids = services.store.vectors.source_ids("docent", str(page.resolve()))
+    assert source_ids == services.store.keywords.source_ids("docent", str(page.resolve()))
+    assert len(source_ids) == 1
+    assert sources(services, "Puerto Rico Trench", "hybrid")[0] == "oceans.html"
+
+
+def test_a_chunk_missing_from_the_keyword_index_is_written_again(services: Services, corpus: Path) -> None:
+    ingest(services, corpus)
+    ids = sorted(services.store.keywords.source_ids("docent", str((corpus / "oceans.html").resolve())))
+    services.store.keywords.delete("docent", ids)  # as if the process died between the two writes
+    summary = Ingestor(services.settings, services.embedder, services.store).run([str(corpus)])
+    assert summary.chunks_added == len(ids)
+    assert "oceans.html" in sources(services, "Mariana Trench", "bm25")
+
+
+def test_reciprocal_rank_fusion_rewards_agreement_and_weights() -> None:
+    fused = reciprocal_rank_fusion([(["a", "b", "c"], 1.0), (["c", "b", "d"], 1.0)], rrf_k=60)
+    assert set(fused[:2]) == {"b", "c"}  # found by both beat "a", first in one list only
+    assert fused[2:] == ["a", "d"]
+    assert reciprocal_rank_fusion([(["a"], 1.0), (["b"], 2.0)], rrf_k=60) == ["b", "a"]

@@ -1,0 +1,101 @@
+"""The four-node graph over real Chroma and SQLite (checkpoints and records) with the extractive answerer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage
+
+from core.answering.extractive import NO_ANSWER
+from core.answering.providers import UnknownModelError
+from core.services import Services
+from core.storage.checkpoints import open_checkpointer
+from core.types import DocentContext
+from graph.build import DocentGraph, build_graph
+from graph.turn import run_turn
+from nodes.retrieve import build_search_query, is_follow_up
+
+
+@pytest.fixture
+async def graph(sample_services: Services) -> AsyncIterator[DocentGraph]:
+    async with open_checkpointer(sample_services.settings) as checkpointer:
+        yield build_graph(sample_services, checkpointer)
+
+
+async def test_answer_cites_the_passage_that_holds_it(graph: DocentGraph) -> None:
+    result = await run_turn(graph, "What temperature should a hot compost pile reach?")
+    assert "55" in result.output["answer"]
+    assert result.output["model"] == "extractive"
+    assert any(c["source"].endswith("hot-vs-cold-composting.html") for c in result.output["citations"])
+    for citation in result.output["citations"]:
+        assert f"[{citation['n']}]" in result.output["answer"]
+
+
+async def test_pdf_citations_carry_the_page_number(graph: DocentGraph) -> None:
+    result = await run_turn(graph, "How much do red wigglers eat per day?")
+    assert "half their body weight" in result.output["answer"]
+    assert {(c["source"].rsplit("/", 1)[-1], c["page"]) for c in result.output["citations"]} >= {
+        ("compost-field-guide.pdf", 2)
+    }
+
+
+async def test_follow_up_query_carries_the_earlier_turn(graph: DocentGraph) -> None:
+    first = await run_turn(graph, "How much do red wigglers eat per day?")
+    await run_turn(graph, "And what bedding do they need?", thread_id=first.thread_id)
+    state = await graph.aget_state({"configurable": {"thread_id": first.thread_id}})
+    query = state.values["search_query"]
+    assert "red wigglers" in query and "bedding" in query
+    assert any(
+        c["page"] == 2 and c["source"].endswith("compost-field-guide.pdf") for c in state.values["contexts"]
+    )
+
+
+async def test_thread_keeps_every_message_and_one_record_per_turn(
+    graph: DocentGraph, sample_services: Services
+) -> None:
+    first = await run_turn(graph, "What temperature should a hot compost pile reach?")
+    second = await run_turn(graph, "How often should it be turned?", thread_id=first.thread_id)
+    state = await graph.aget_state({"configurable": {"thread_id": first.thread_id}})
+    kinds = [type(m) for m in state.values["messages"]]
+    assert kinds == [HumanMessage, AIMessage, HumanMessage, AIMessage]
+    records = sample_services.records.turns(first.thread_id)
+    assert [r.question for r in records] == [
+        "What temperature should a hot compost pile reach?",
+        "How often should it be turned?",
+    ]
+    assert [r.run_id for r in records] == [first.run_id, second.run_id]
+    assert records[1].answer["answer"] == second.output["answer"]
+    assert records[1].answer["model"] == "extractive"
+    assert all(r.latency_ms > 0 for r in records)
+
+
+async def test_unrelated_question_says_nothing_was_found(graph: DocentGraph) -> None:
+    result = await run_turn(graph, "Who won the 1998 football world cup final?")
+    assert result.output["answer"] == NO_ANSWER
+    assert result.output["citations"] == []
+
+
+async def test_context_knobs_change_k_and_reject_unknown_models(graph: DocentGraph) -> None:
+    result = await run_turn(graph, "What is bokashi?", context=DocentContext(k=1))
+    state = await graph.aget_state({"configurable": {"thread_id": result.thread_id}})
+    assert len(state.values["contexts"]) == 1
+    with pytest.raises(UnknownModelError, match="gpt-nonexistent"):
+        await run_turn(graph, "What is bokashi?", context=DocentContext(model="gpt-nonexistent"))
+
+
+def test_standalone_questions_are_searched_as_asked() -> None:
+    messages = [
+        HumanMessage("How do I start a worm bin?"),
+        AIMessage("..."),
+        HumanMessage("What temperature should a hot compost pile reach?"),
+    ]
+    assert (
+        build_search_query(messages, history_turns=2) == "What temperature should a hot compost pile reach?"
+    )
+
+
+def test_follow_ups_are_recognised() -> None:
+    assert is_follow_up("and how much does that save?")
+    assert is_follow_up("Why?")
+    assert not is_follow_up("How much can I save with a programmable thermostat?")
