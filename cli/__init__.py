@@ -1,0 +1,1 @@
+"""The `docent` console script: one module per command group; heavy imports stay inside the commands."""

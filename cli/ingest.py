@@ -1,0 +1,153 @@
+"""`docent ingest` and `docent reindex`: fill a collection from URLs, files and directories, and re-embed it
+with another model."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cli.common import CollectionOption, fail
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ingest.pipeline import IngestSummary
+
+
+def ingest(
+    items: Annotated[
+        list[str], typer.Argument(help="URLs, files (.html .htm .txt .md .pdf) or directories.")
+    ],
+    collection: CollectionOption = None,
+    prune: Annotated[
+        bool,
+        typer.Option("--prune", help="Remove recorded sources that vanished from the given directories."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Ingest URLs, files and directories. Unchanged sources are skipped, changed ones replaced; exit code 1
+    when any item failed."""
+    import json
+    import logging
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from core.retrieval.vector_store import CollectionError
+    from core.services import Services
+    from core.settings import get_settings
+    from ingest.pipeline import Ingestor
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # font warnings are noise; real failures are reported
+    settings = get_settings()
+    err = Console(stderr=True)
+    services = Services(settings)
+    ingestor = Ingestor(settings, services.embedder, services.store)
+    # A live bar needs a terminal; in logs and pipes, each finished source gets its own line instead.
+    as_lines = not as_json and not err.is_terminal
+    progress = Progress(
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}", markup=False),
+        console=err,
+        disable=as_json or as_lines,
+    )
+    try:
+        with progress:
+            task = progress.add_task("", total=None)
+
+            def advance(source: str, done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total, description=_short(source))
+                if as_lines:
+                    err.print(
+                        f"ingest {done}/{total} {source}", markup=False, highlight=False, soft_wrap=True
+                    )
+
+            summary = ingestor.run(items, collection=collection, on_progress=advance, prune=prune)
+    except CollectionError as exc:  # a bad name, or a collection of another embedding model
+        fail(exc)
+    finally:
+        services.close()
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), indent=2))
+    else:
+        _print_summary(Console(), summary)
+    if summary.failures:
+        raise typer.Exit(1)
+
+
+def _short(source: str, width: int = 60) -> str:
+    return source if len(source) <= width else "…" + source[-(width - 1) :]
+
+
+def _print_summary(console: Console, summary: IngestSummary) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    console.print(
+        f"Ingested into collection {summary.collection!r} in {summary.seconds:.1f}s",
+        markup=False,
+        highlight=False,
+    )
+    table = Table(show_header=False)
+    for label, value in (
+        ("sources ingested", summary.sources),
+        ("sources unchanged (skipped)", summary.sources_unchanged),
+        ("sources removed (--prune)", summary.sources_removed),
+        ("pages", summary.pages),
+        ("chunks added", summary.chunks_added),
+        ("chunks skipped (already stored)", summary.chunks_skipped),
+        ("chunks removed", summary.chunks_removed),
+        ("failures", len(summary.failures)),
+    ):
+        table.add_row(label, str(value))
+    console.print(table)
+    # Sources and reasons are user data: never markup (a file may be named "[b].pdf"), never wrapped mid-path.
+    for style, label, problems in (
+        ("yellow", "warning", summary.warnings),
+        ("dim", "ignored", summary.ignored),
+        ("red", "failed", summary.failures),
+    ):
+        for problem in problems:
+            line = Text.assemble((label, style), f" {problem.source}: {problem.reason}")
+            console.print(line, soft_wrap=True, highlight=False)
+
+
+def reindex(
+    collection: CollectionOption = None,
+    force: Annotated[bool, typer.Option(help="Re-embed even if the model has not changed.")] = False,
+) -> None:
+    """Re-embed a collection with the configured embedder. Every chunk, from the text already stored."""
+    from rich.console import Console
+
+    from core.retrieval.vector_store import CollectionError
+    from core.services import Services
+    from core.settings import get_settings
+    from ingest.reindex import reindex as reindex_collection
+
+    settings = get_settings()
+    name = collection or settings.collection
+    services = Services(settings)
+    err = Console(stderr=True)
+    try:
+        result = reindex_collection(
+            services.store,
+            services.embedder,
+            name,
+            force=force,
+            on_progress=lambda done, total: err.print(f"reindex {done}/{total}", highlight=False),
+        )
+    except CollectionError as exc:
+        fail(exc)
+    finally:
+        services.close()
+    if result.skipped:
+        typer.echo(f"collection {name!r} is already embedded with {result.model!r}; nothing to do")
+    else:
+        typer.echo(
+            f"re-embedded {result.chunks} chunks of collection {name!r} with {result.model!r} "
+            f"(was {result.previous_model!r})"
+        )

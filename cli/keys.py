@@ -1,0 +1,94 @@
+"""`docent keys`: create, list and revoke API keys; the keys file holds only their sha256 hashes."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cli.common import fail
+
+if TYPE_CHECKING:
+    from core.storage.keys import Scope
+
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+
+
+def _scopes(value: str) -> list[Scope]:
+    from core.storage.keys import SCOPES
+
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = [n for n in names if n not in SCOPES]
+    if unknown or not names:
+        raise typer.BadParameter(f"choose among {', '.join(SCOPES)} (comma-separated), got {value!r}")
+    return [n for n in SCOPES if n in names]
+
+
+@keys_app.command("create")
+def create_key(
+    name: Annotated[str, typer.Argument(help="Who the key is for; threads it creates belong to this name.")],
+    scopes: Annotated[
+        str, typer.Option(help="Comma list among query, ingest, admin (admin implies every scope).")
+    ] = "query",
+) -> None:
+    """Create a key and print it once. It is alone on the last line; only its hash is stored."""
+    from core.settings import get_settings
+    from core.storage.keys import KeyFileError, add_key
+
+    settings = get_settings()
+    chosen = _scopes(scopes)
+    try:
+        key = add_key(settings.keys_file, name, chosen, datetime.now(UTC).isoformat(timespec="seconds"))
+    except (KeyFileError, ValueError) as exc:
+        fail(exc, code=1)
+    typer.echo(f"Created key {name!r} with scopes {','.join(chosen)}; its hash is in {settings.keys_file}.")
+    typer.echo("Store the key now: it is not shown again. Send it as `Authorization: Bearer <key>`.")
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def list_keys(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the keys in the keys file. Names, scopes and creation time; never the keys."""
+    from core.settings import get_settings
+    from core.storage.keys import KeyFileError, read_key_file
+
+    settings = get_settings()
+    try:
+        specs = read_key_file(settings.keys_file)
+    except KeyFileError as exc:
+        fail(exc, code=1)
+    configured = [spec.name for spec in settings.api_keys]
+    if as_json:
+        rows = [spec.model_dump(exclude={"sha256"}) for spec in specs]
+        typer.echo(
+            json.dumps({"keys_file": str(settings.keys_file), "keys": rows, "from_settings": configured})
+        )
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "scopes", "created", title=str(settings.keys_file))
+    for spec in specs:
+        table.add_row(spec.name, ",".join(spec.scopes), spec.created_at or "")
+    Console().print(table)
+    if configured:
+        typer.echo(f"Also from DOCENT_API_KEYS: {', '.join(configured)}")
+    if os.environ.get("DOCENT_AUTH", "").lower() == "off":
+        typer.echo("Note: DOCENT_AUTH=off, so the server ignores keys.")
+
+
+@keys_app.command("revoke")
+def revoke_key(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Revoke a key: remove it from the keys file. Servers stop accepting it at their next request."""
+    from core.settings import get_settings
+    from core.storage.keys import KeyFileError, remove_key
+
+    settings = get_settings()
+    try:
+        remove_key(settings.keys_file, name)
+    except KeyFileError as exc:
+        fail(exc, code=1)
+    typer.echo(f"Revoked key {name!r}.")

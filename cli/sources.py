@@ -1,0 +1,98 @@
+"""`docent sources …`: list, show and remove the ingested sources of a collection."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cli.common import CollectionOption, JsonOption, fail
+
+if TYPE_CHECKING:
+    from core.storage.sources import SourceCatalog, SourceRecord
+
+sources_app = typer.Typer(help="List, show and remove ingested sources.", no_args_is_help=True)
+
+
+def _catalog() -> SourceCatalog:
+    """Source records only: no model, no Chroma (fast)."""
+    from core.retrieval.keyword_index import KeywordIndex
+    from core.settings import get_settings
+    from core.storage.sources import SourceCatalog
+
+    return SourceCatalog(KeywordIndex(get_settings().keyword_db))
+
+
+def _find(catalog: SourceCatalog, collection: str, ref: str) -> SourceRecord:
+    """A source by id, or by its URI / file path."""
+    record = catalog.get(collection, ref) or catalog.by_uri(collection, ref)
+    if record is None and not ref.startswith(("http://", "https://")):
+        record = catalog.by_uri(collection, str(Path(ref).expanduser().resolve()))
+    if record is None:
+        from rich.console import Console
+
+        Console(stderr=True).print(
+            f"error: no source {ref!r} in collection {collection!r} (see `docent sources list`)",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    return record
+
+
+@sources_app.command("list")
+def list_sources(collection: CollectionOption = None, as_json: JsonOption = False) -> None:
+    """List a collection's sources. Each with its id, status, chunks, when ingested, and the URI."""
+    from core.settings import get_settings
+
+    name = collection or get_settings().collection
+    records = _catalog().list(name)
+    if as_json:
+        typer.echo(json.dumps([r.to_dict() for r in records], indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table("id", "status", "kind", "pages", "chunks", "ingested", "uri")
+    for r in records:
+        status = "failed" if r.last_error else "ok"
+        table.add_row(r.id, status, r.kind, str(r.pages), str(r.chunks), r.ingested_at or "-", Text(r.uri))
+    Console().print(table)
+    Console().print(f"{len(records)} source(s) in collection {name!r}", markup=False, highlight=False)
+
+
+@sources_app.command("show")
+def show_source(
+    source: Annotated[str, typer.Argument(help="Source id, URL or file path.")],
+    collection: CollectionOption = None,
+) -> None:
+    """One source's record, as JSON."""
+    from core.settings import get_settings
+
+    record = _find(_catalog(), collection or get_settings().collection, source)
+    typer.echo(json.dumps(record.to_dict(), indent=2, ensure_ascii=False))
+
+
+@sources_app.command("remove")
+def remove_source(
+    source: Annotated[str, typer.Argument(help="Source id, URL or file path.")],
+    collection: CollectionOption = None,
+) -> None:
+    """Remove a source's chunks from both indexes, and its record."""
+    from core.retrieval.vector_store import CollectionError
+    from core.services import Services
+    from core.settings import get_settings
+
+    name = collection or get_settings().collection
+    services = Services(get_settings())
+    try:
+        record = _find(services.sources, name, source)
+        removed = services.store.remove_source(name, record.uri)
+    except CollectionError as exc:
+        fail(exc)
+    finally:
+        services.close()
+    typer.echo(f"removed {record.uri} ({removed} chunks) from collection {name!r}")
