@@ -1,6 +1,7 @@
 """Embedder throughput: chunks/s of the offline ONNX all-MiniLM-L6-v2 on ~100-token chunks of a real corpus.
 
-Usage: .venv/bin/python bench/embed.py [--corpus DIR] [--chunks 512] [--tokens 100]
+Usage: .venv/bin/python bench/embed.py [--corpus DIR] [--chunks 512] [--tokens 100] [--runs 3]
+       .venv/bin/python bench/embed.py --smoke    # 16 chunks of data/sample, one run: seconds
 """
 
 from __future__ import annotations
@@ -8,14 +9,21 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
-from core.providers import make_embedder
-from core.settings import Settings
-from ingest.load import load_path
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, bench/ comes first on sys.path: the repo root takes its place, so that `bench.servers`
+# imports and bench/ingest.py does not shadow the `ingest` package.
+sys.path[0] = str(REPO_ROOT)
+
+from core.retrieval.embedders import make_embedder  # noqa: E402
+from core.retrieval.onnx_embedder import OnnxMiniLMEmbedder  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from ingest.load import load_path  # noqa: E402
+
+SAMPLE_CORPUS = REPO_ROOT / "data" / "sample"
 
 
 def corpus_chunks(corpus: Path, tokens: int, count: int) -> list[str]:
@@ -29,22 +37,34 @@ def corpus_chunks(corpus: Path, tokens: int, count: int) -> list[str]:
     return (windows * (count // max(1, len(windows)) + 1))[:count]
 
 
-def main() -> None:
-    """Embed the chunks three times; print throughput and the mean word-piece count."""
-    parser = argparse.ArgumentParser(description=__doc__)
+def main() -> int:
+    """Embed the chunks `--runs` times; print throughput and the mean word-piece count."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "--corpus", type=Path, default=REPO_ROOT.parent / "shared" / "corpus" / "energy-saving"
     )
     parser.add_argument("--chunks", type=int, default=512)
     parser.add_argument("--tokens", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="16 chunks of data/sample, one run")
     args = parser.parse_args()
-    settings = Settings()
+    if args.smoke:
+        args.corpus, args.chunks, args.runs = SAMPLE_CORPUS, 16, 1
+    settings = Settings(embeddings_provider="onnx")
     embedder = make_embedder(settings)
+    if not isinstance(embedder, OnnxMiniLMEmbedder):
+        print(f"expected the ONNX embedder, got {type(embedder).__name__}", file=sys.stderr)
+        return 1
     texts = corpus_chunks(args.corpus, args.tokens, args.chunks)
+    if not texts:
+        print(f"no text of {args.tokens} word pieces in {args.corpus}", file=sys.stderr)
+        return 1
     pieces = statistics.mean(embedder.token_counts(texts[:100]))
     embedder.embed(texts[:32])  # warm-up
     rates = []
-    for _ in range(3):
+    for _ in range(args.runs):
         started = time.perf_counter()
         embedder.embed(texts)
         rates.append(len(texts) / (time.perf_counter() - started))
@@ -53,7 +73,8 @@ def main() -> None:
         f"chunks={len(texts)} mean_word_pieces={pieces:.0f}"
     )
     print(f"chunks/s: median {statistics.median(rates):.1f} (runs: {', '.join(f'{r:.1f}' for r in rates)})")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

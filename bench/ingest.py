@@ -5,6 +5,7 @@ seconds of each stage, and ratio = end-to-end time / raw embedder time for the s
 call, as the pipeline's best case). Then re-ingests the unchanged corpus and prints its time / the first's.
 
 Usage: .venv/bin/python bench/ingest.py [--corpus DIR ...] [--keep DIR]
+       .venv/bin/python bench/ingest.py --smoke    # data/sample only: seconds
 """
 
 from __future__ import annotations
@@ -17,42 +18,51 @@ import tempfile
 import time
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and its name would shadow the `ingest` package.
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, bench/ comes first on sys.path: the repo root takes its place, so that `bench.servers`
+# imports and bench/ingest.py does not shadow the `ingest` package.
+sys.path[0] = str(REPO_ROOT)
 
-from core.chunk_store import open_chunk_store  # noqa: E402
-from core.providers import make_embedder  # noqa: E402
+from core.services import Services  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from ingest.pipeline import Ingestor  # noqa: E402
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+SHARED = REPO_ROOT.parent / "shared"
 CORPORA = [SHARED / "corpus" / "energy-saving", SHARED / "eval" / "squad-dev" / "corpus_html"]
+SMOKE_CORPORA = [REPO_ROOT / "data" / "sample"]
 
 
-def main() -> None:
-    """Ingest, embed the same chunks raw, re-ingest; print the figures."""
+def main() -> int:
+    """Ingest, embed the same chunks raw, re-ingest; print the figures. 1 when the first ingest failed."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--corpus", type=Path, action="append", help="corpus directory (repeatable)")
     parser.add_argument("--keep", type=Path, help="data dir to use and keep (default: a temp dir)")
+    parser.add_argument("--smoke", action="store_true", help="ingest data/sample only")
     args = parser.parse_args()
     logging.getLogger("pypdf").setLevel(logging.ERROR)
-    corpora = [str(c) for c in args.corpus or CORPORA]
+    corpora = [str(c) for c in args.corpus or (SMOKE_CORPORA if args.smoke else CORPORA)]
     with tempfile.TemporaryDirectory(prefix="docent-bench-") as scratch:
         settings = Settings(data_dir=args.keep or Path(scratch))
-        embedder = make_embedder(settings)
-        store = open_chunk_store(settings, model_id=embedder.model_id, dimension=embedder.dimension)
-        embedder.embed(["warm-up"] * 16)
-        ingestor = Ingestor(settings, embedder, store)
+        services = Services(settings)
+        try:
+            embedder, store = services.embedder, services.store
+            embedder.embed(["warm-up"] * 16)
+            ingestor = Ingestor(settings, embedder, store)
 
-        first = ingestor.run(corpora)
-        texts = store.vectors.collection(settings.collection).get(include=["documents"])["documents"] or []
-        started = time.perf_counter()
-        embedder.embed(list(texts))
-        raw = time.perf_counter() - started
-        second = ingestor.run(corpora)
-        store.close()
+            first = ingestor.run(corpora)
+            collection = store.vectors.collection(settings.collection)
+            texts = collection.get(include=["documents"])["documents"] or []
+            started = time.perf_counter()
+            embedder.embed(list(texts))
+            raw = time.perf_counter() - started
+            second = ingestor.run(corpora)
+        finally:
+            services.close()
+    if first.failures or not first.chunks_added:
+        print(f"first ingest failed: {first.chunks_added} chunks, failures {first.failures}", file=sys.stderr)
+        return 1
 
     print(
         f"cpus={os.cpu_count()} workers={settings.ingest_workers} "
@@ -75,7 +85,8 @@ def main() -> None:
         f"{second.chunks_added} chunks added, {second.seconds:.2f}s"
     )
     print(f"  re-ingest / first ingest = {second.seconds / first.seconds:.4f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

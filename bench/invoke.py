@@ -3,20 +3,25 @@
 What it does, in order:
 
 1. Setup: a fresh temporary DOCENT_DATA_DIR (or `--data-dir`), filled with `docent ingest` from the corpus
-   (default: `../shared/corpus/energy-saving` and `data/sample`, relative to the repository root).
-2. Service: `docent serve` (real uvicorn) on a free loopback port, in its own session; it is always
-   stopped at the end, on errors and on Ctrl-C too. After a warm-up, `--requests` POST /invoke calls are
-   made at each `--concurrency` level with httpx.AsyncClient, cycling a fixed list of questions about
-   the corpus. Every reply must be 200 with an answer; anything else counts as an error.
-3. Floor: in-process, with the same corpus and settings, the time of one query embedding plus one Chroma
-   query (`services.retriever.search`), which every /invoke pays; also a full graph turn without HTTP.
+   (default: `../shared/corpus/energy-saving` and `data/sample`, relative to the repository root), and an
+   API key with the `query` scope in a temporary keys file (DOCENT_API_KEYS_FILE).
+2. Service: `docent serve` (real uvicorn, auth as configured: on by default) on a free loopback port, in its
+   own session; it is always stopped at the end, on errors and on Ctrl-C too. After a warm-up,
+   `--requests` POST /invoke calls are made at each `--concurrency` level with httpx.AsyncClient, sending
+   the key and cycling a fixed list of questions about the corpus. Every reply must be 200 with an answer;
+   anything else counts as an error.
+3. Floor: in-process, opened like the server (`open_docent`), with the same corpus and settings, the time
+   of one query embedding plus one Chroma query (`services.retriever.search`), which every /invoke pays;
+   also a full graph turn without HTTP.
 4. Report: p50, p95, p99, mean and throughput per level, the floor, and the overhead of the service
    over the floor at concurrency 1. `--json OUT` writes every figure.
 
-The extractive answerer is used (no LLM). The benchmark prints figures and asserts nothing about speed.
+The extractive answerer is used (no LLM) and rate limiting is off, unless DOCENT_LLM_PROVIDER or
+DOCENT_RATE_LIMIT_PER_MINUTE say otherwise. The benchmark prints figures and asserts nothing about speed.
 
     .venv/bin/python bench/invoke.py
     .venv/bin/python bench/invoke.py --requests 500 --concurrency 1,4,8 --json /tmp/invoke.json
+    .venv/bin/python bench/invoke.py --smoke    # data/sample, a few requests: does the bench work at all?
 """
 
 from __future__ import annotations
@@ -30,13 +35,12 @@ import os
 import platform
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -44,8 +48,17 @@ from typing import Any
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
+# Run as a script, bench/ comes first on sys.path: the repo root takes its place, so that `bench.servers`
+# imports and bench/ingest.py does not shadow the `ingest` package.
+sys.path[0] = str(REPO_ROOT)
+
+from bench.servers import docent_serving, run_docent  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from core.storage.keys import add_key  # noqa: E402
+
 DEFAULT_CORPUS = ("../shared/corpus/energy-saving", "data/sample")
+SMOKE_CORPUS = ("data/sample",)
+SMOKE_REQUESTS = 4
 
 # Realistic questions about the default corpus (home energy saving and composting), asked in a cycle.
 QUESTIONS: tuple[str, ...] = (
@@ -141,31 +154,46 @@ class FloorResult:
 
 # ------------------------------------------------------------------------------------------------ setup
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# Settings the bench chooses unless the environment sets them: the extractive answerer (no LLM), and no rate
+# limit (the bench measures latency, not the limiter).
+BENCH_DEFAULTS = {"llm_provider": "extractive", "rate_limit_per_minute": "0"}
 
 
-def docent_env(data_dir: Path) -> dict[str, str]:
-    """This process's environment (any DOCENT_* knobs included) with the benchmark's data dir."""
-    return {**os.environ, "DOCENT_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
+def _unset_defaults() -> dict[str, str]:
+    """The bench's defaults that the environment does not override, by settings field."""
+    return {
+        name: value for name, value in BENCH_DEFAULTS.items() if f"DOCENT_{name.upper()}" not in os.environ
+    }
+
+
+def docent_env(data_dir: Path, keys_file: Path) -> dict[str, str]:
+    """This process's environment (any DOCENT_* knobs included) with the bench's defaults, data dir and keys
+    file."""
+    return {
+        **os.environ,
+        **{f"DOCENT_{name.upper()}": value for name, value in _unset_defaults().items()},
+        "DOCENT_DATA_DIR": str(data_dir),
+        "DOCENT_API_KEYS_FILE": str(keys_file),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def server_settings(data_dir: Path, keys_file: Path) -> Settings:
+    """The settings `docent serve` reads from `docent_env` and the repo's .env, read the same way."""
+    chosen: dict[str, Any] = {"data_dir": data_dir, "api_keys_file": keys_file, **_unset_defaults()}
+    return Settings(_env_file=REPO_ROOT / ".env", **chosen)
+
+
+def create_key(settings: Settings) -> str:
+    """A new key with the `query` scope in the settings' keys file."""
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    return add_key(settings.keys_file, f"bench-{os.getpid()}", ["query"], created)
 
 
 def ingest(corpus: Sequence[Path], env: dict[str, str]) -> tuple[float, dict[str, Any]]:
     """Run `docent ingest --json` over the corpus; the seconds it took and its summary."""
     start = time.perf_counter()
-    done = subprocess.run(
-        [str(VENV_BIN / "docent"), "ingest", "--json", *map(str, corpus)],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    done = run_docent(["ingest", "--json", *map(str, corpus)], env, timeout=900)
     seconds = time.perf_counter() - start
     try:
         summary: dict[str, Any] = json.loads(done.stdout)
@@ -175,49 +203,6 @@ def ingest(corpus: Sequence[Path], env: dict[str, str]) -> tuple[float, dict[str
         sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
         raise RuntimeError(f"docent ingest failed (exit {done.returncode})")
     return seconds, summary
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Terminate the server's process group politely, then firmly."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
-
-
-@contextlib.contextmanager
-def docent_server(env: dict[str, str], log: Path, timeout: float = 120) -> Iterator[tuple[str, int]]:
-    """`docent serve` on a free port in a new session; yields (base URL, pid) once /health answers 200."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    command = [str(VENV_BIN / "docent"), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"docent serve exited with {process.returncode} before /health")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{base}/health did not answer within {timeout:.0f}s")
-                time.sleep(0.2)
-            yield base, process.pid
-        except BaseException:
-            out.flush()
-            sys.stderr.write("--- server log (tail) ---\n" + log.read_text(errors="replace")[-4000:] + "\n")
-            raise
-        finally:
-            stop(process)
 
 
 def process_cpu_seconds(pid: int) -> float | None:
@@ -238,8 +223,19 @@ def body(question: str, thread_id: str | None) -> dict[str, Any]:
     return {"input": {"message": question}, "config": {"configurable": configurable}}
 
 
+def client_for(base: str, key: str, timeout: float, connections: int = 1) -> httpx.AsyncClient:
+    """One kept-alive client sending the key, with `connections` connections at most."""
+    return httpx.AsyncClient(
+        base_url=base,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=timeout,
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+    )
+
+
 async def run_level(
     base: str,
+    key: str,
     *,
     concurrency: int,
     requests: int,
@@ -253,7 +249,6 @@ async def run_level(
     errors: list[str] = []
     cited = 0
     next_index = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
     async def worker(client: httpx.AsyncClient, number: int) -> None:
         nonlocal next_index, cited
@@ -284,7 +279,7 @@ async def run_level(
 
     server_cpu = process_cpu_seconds(server_pid) if server_pid else None
     client_cpu = time.process_time()
-    async with httpx.AsyncClient(base_url=base, timeout=request_timeout, limits=limits) as client:
+    async with client_for(base, key, request_timeout, concurrency) as client:
         start = time.perf_counter()
         await asyncio.gather(*(worker(client, n) for n in range(concurrency)))
         wall = time.perf_counter() - start
@@ -309,10 +304,10 @@ async def run_level(
     )
 
 
-async def warm_up(base: str, count: int, request_timeout: float) -> int:
+async def warm_up(base: str, key: str, count: int, request_timeout: float) -> int:
     """`count` sequential requests that are not measured; the number that failed."""
     failed = 0
-    async with httpx.AsyncClient(base_url=base, timeout=request_timeout) as client:
+    async with client_for(base, key, request_timeout) as client:
         for index in range(count):
             with contextlib.suppress(httpx.HTTPError):
                 reply = await client.post("/invoke", json=body(QUESTIONS[index % len(QUESTIONS)], None))
@@ -325,7 +320,7 @@ async def warm_up(base: str, count: int, request_timeout: float) -> int:
 # ------------------------------------------------------------------------------------------------ floor
 
 
-def measure_floor(data_dir: Path, *, repeats: int, warmup: int, graph_turns: bool) -> FloorResult:
+def measure_floor(settings: Settings, *, repeats: int, warmup: int, graph_turns: bool) -> FloorResult:
     """In-process: embed one query + one Chroma query, with the server's settings, over the questions.
 
     Each repetition times, back to back, `retriever.search` (the floor), its two parts apart, and (unless
@@ -333,16 +328,7 @@ def measure_floor(data_dir: Path, *, repeats: int, warmup: int, graph_turns: boo
     (onnxruntime, chromadb, langgraph) happen here, after the server is stopped, so that the load
     generator stays light while the service is being measured.
     """
-    from core.services import open_services
-    from core.settings import Settings
-
-    # The same environment and .env the server read, with this data dir.
-    settings = Settings(_env_file=REPO_ROOT / ".env", data_dir=data_dir)
-    services = open_services(settings)
-    try:
-        series = asyncio.run(_floor_series(services, repeats, warmup, graph_turns))
-    finally:
-        services.close()
+    series = asyncio.run(_floor_series(settings, repeats, warmup, graph_turns))
     return FloorResult(
         repeats=repeats,
         retrieve=Summary.of(series["retrieve"]),
@@ -353,18 +339,16 @@ def measure_floor(data_dir: Path, *, repeats: int, warmup: int, graph_turns: boo
 
 
 async def _floor_series(
-    services: Any, repeats: int, warmup: int, graph_turns: bool
+    settings: Settings, repeats: int, warmup: int, graph_turns: bool
 ) -> dict[str, list[float]]:
     """Seconds per repetition: the floor, embed alone, Chroma query alone, a graph turn (new thread each)."""
-    from core.checkpoints import open_checkpointer
-    from graph.build import build_graph
+    from graph.build import open_docent
     from graph.turn import run_turn
 
-    settings = services.settings
     k, collection = settings.k, settings.collection
     series: dict[str, list[float]] = {"retrieve": [], "embed": [], "chroma_query": [], "graph_turn": []}
-    async with open_checkpointer(settings) as checkpointer:
-        graph = build_graph(services, checkpointer)
+    async with open_docent(settings) as docent:
+        services, graph = docent.services, docent.graph
         for index in range(warmup + repeats):
             question = QUESTIONS[index % len(QUESTIONS)]
             start = time.perf_counter()
@@ -394,13 +378,6 @@ def fmt(summary: Summary) -> str:
         f"p50 {summary.p50_ms:7.1f}  p95 {summary.p95_ms:7.1f}  p99 {summary.p99_ms:7.1f}  "
         f"mean {summary.mean_ms:7.1f}  min {summary.min_ms:6.1f}  max {summary.max_ms:7.1f} ms"
     )
-
-
-def effective_settings(data_dir: Path) -> dict[str, Any]:
-    """The settings the server runs with (read the same way it reads them), as JSON-ready data."""
-    from core.settings import Settings
-
-    return Settings(_env_file=REPO_ROOT / ".env", data_dir=data_dir).model_dump(mode="json")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -439,7 +416,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="per-request timeout in seconds")
     parser.add_argument("--json", dest="json_out", type=Path, metavar="OUT", help="write all figures as JSON")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"seconds: {', '.join(SMOKE_CORPUS)}, {SMOKE_REQUESTS} requests at concurrency 1 and 2, "
+        "one warm-up",
+    )
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.corpus = args.corpus or [Path(c) for c in SMOKE_CORPUS]
+        args.requests, args.concurrency, args.warmup = SMOKE_REQUESTS, "1,2", 1
     try:
         args.levels = [int(level) for level in args.concurrency.split(",") if level.strip()]
     except ValueError:
@@ -471,9 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="docent-bench-"))
     data_dir = args.data_dir.resolve() if args.data_dir else work / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    env = docent_env(data_dir)
     try:
-        return _run(args, corpus, data_dir, env, work)
+        return _run(args, corpus, data_dir, work)
     except KeyboardInterrupt:
         print("\ninterrupted; server stopped", file=sys.stderr)
         return 130
@@ -481,10 +466,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _run(
-    args: argparse.Namespace, corpus: list[Path], data_dir: Path, env: dict[str, str], work: Path
-) -> int:
-    settings = effective_settings(data_dir)
+def _run(args: argparse.Namespace, corpus: list[Path], data_dir: Path, work: Path) -> int:
+    keys_file = work / "api_keys.json"  # temporary, also with --data-dir: the key is this run's alone
+    env = docent_env(data_dir, keys_file)
+    server = server_settings(data_dir, keys_file)
+    key = create_key(server)
+    settings = server.model_dump(mode="json")
     cpus = os.cpu_count() or 1
     print("Docent /invoke benchmark")
     print(
@@ -496,6 +483,10 @@ def _run(
         f"collection={settings['collection']} checkpointer={settings['checkpointer']} "
         f"chroma={settings['chroma_mode']} embedding_threads={settings['embedding_threads'] or cpus} "
         f"max_tokens={settings['embedding_max_tokens']} min_score={settings['min_score']}"
+    )
+    print(
+        f"HTTP       : auth={settings['auth']} (key in {keys_file}), "
+        f"rate_limit_per_minute={settings['rate_limit_per_minute']}"
     )
     print(
         f"run        : requests={args.requests} per level, concurrency={args.levels}, "
@@ -515,9 +506,10 @@ def _run(
 
     levels: list[LevelResult] = []
     started = time.perf_counter()
-    with docent_server(env, work / "server.log") as (base, pid):
+    with docent_serving(env, work / "server.log", timeout=120) as (base, process):
+        pid = process.pid
         print(f"server     : {base} (pid {pid}) up in {time.perf_counter() - started:.1f}s")
-        warm_failed = asyncio.run(warm_up(base, args.warmup, args.timeout))
+        warm_failed = asyncio.run(warm_up(base, key, args.warmup, args.timeout))
         print(f"warm-up    : {args.warmup} requests, {warm_failed} failed")
         print("\nHTTP POST /invoke (latency per request, client side)")
         offset = args.warmup
@@ -525,6 +517,7 @@ def _run(
             result = asyncio.run(
                 run_level(
                     base,
+                    key,
                     concurrency=level,
                     requests=args.requests,
                     offset=offset,
@@ -552,7 +545,7 @@ def _run(
 
     print("\nIn-process (no HTTP, server stopped)")
     floor = measure_floor(
-        data_dir, repeats=args.floor_repeats, warmup=args.warmup, graph_turns=not args.no_graph_turn
+        server, repeats=args.floor_repeats, warmup=args.warmup, graph_turns=not args.no_graph_turn
     )
     print(f"  floor: embed + Chroma query   {fmt(floor.retrieve)}")
     print(f"    embed one query             {fmt(floor.embed)}")

@@ -4,6 +4,7 @@ Prints paragraph recall@5 (hit@5), MRR@10, chunks, ingest seconds and p95 search
 
 Usage: .venv/bin/python bench/retrieval_grid.py [--chunk-sizes 400,800,1200] [--overlaps 0,0.15]
        [--retrievers dense,bm25,hybrid] [--limit 1000] [--seed 0] [--json OUT]
+       .venv/bin/python bench/retrieval_grid.py --smoke    # two pages, six questions, one chunking: seconds
 """
 
 from __future__ import annotations
@@ -18,12 +19,20 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from core.settings import Settings
-from evaluation.cli import parse_ints, parse_retrievers
-from evaluation.dataset import load_questions, sample
-from evaluation.runner import RETRIEVERS, score_retrievers, temporary_index
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, bench/ comes first on sys.path: the repo root takes its place, so that `bench.servers`
+# imports and bench/ingest.py does not shadow the `ingest` package.
+sys.path[0] = str(REPO_ROOT)
 
-SQUAD = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "squad-dev"
+from core.settings import Settings  # noqa: E402
+from evaluation.dataset import load_questions, sample  # noqa: E402
+from evaluation.options import parse_ints, parse_retrievers  # noqa: E402
+from evaluation.runner import RETRIEVERS, score_retrievers, temporary_index  # noqa: E402
+
+SQUAD = REPO_ROOT.parent / "shared" / "eval" / "squad-dev"
+# --smoke: the two smallest pages of the corpus and questions about them, one chunking.
+SMOKE_DOCS = ("Amazon_rainforest", "Construction")
+SMOKE_QUESTIONS = 6
 
 
 @dataclass
@@ -61,14 +70,21 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=1000, help="sampled questions (0: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, dest="json_out", help="write every cell to this JSON file")
+    parser.add_argument("--smoke", action="store_true", help=f"pages {', '.join(SMOKE_DOCS)}, one chunking")
     args = parser.parse_args()
-    questions = sample(load_questions(args.qa), args.limit or None, args.seed)
+    questions = load_questions(args.qa)
+    corpus: list[Path] = [args.corpus]
+    if args.smoke:
+        corpus = [args.corpus / f"{doc}.html" for doc in SMOKE_DOCS]
+        questions = [q for q in questions if set(q.gold_docs) & set(SMOKE_DOCS)]
+        args.chunk_sizes, args.overlaps, args.limit = (800,), [0.0], SMOKE_QUESTIONS
+    questions = sample(questions, args.limit or None, args.seed)
     err = Console(stderr=True)
     cells: list[GridCell] = []
     for size in args.chunk_sizes:
         for fraction in args.overlaps:
             overlap = round(size * fraction)
-            with temporary_index([args.corpus], Settings(), chunk_size=size, chunk_overlap=overlap) as index:
+            with temporary_index(corpus, Settings(), chunk_size=size, chunk_overlap=overlap) as index:
                 assert index.ingest is not None and index.chunks
                 err.print(
                     f"size {size} overlap {overlap}: {index.chunks} chunks in {index.ingest.seconds:.0f}s"

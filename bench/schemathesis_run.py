@@ -3,7 +3,7 @@
 What it does, in order:
 
 1. Setup: a fresh temporary DOCENT_DATA_DIR filled with `docent ingest data/sample`, and an API key with
-   every scope (`docent keys create schemathesis --scopes query,ingest,admin`).
+   every scope (query, ingest, admin) in a temporary keys file.
 2. Service: `docent serve` (real uvicorn, auth on) on a free loopback port, in its own session; it is always
    stopped at the end, on errors and on Ctrl-C too.
 3. Run: `st run <base>/openapi.json` with the key, every check (see CHECKS) and phases examples, coverage,
@@ -25,6 +25,7 @@ Operations not tested, by design:
 
     .venv/bin/python bench/schemathesis_run.py
     .venv/bin/python bench/schemathesis_run.py --max-examples 100 --seed 2 --report-dir /tmp/st-report
+    .venv/bin/python bench/schemathesis_run.py --smoke    # seconds: does the run work at all?
 """
 
 from __future__ import annotations
@@ -39,13 +40,17 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
+# Run as a script, bench/ comes first on sys.path: the repo root takes its place, so that `bench.servers`
+# imports and bench/ingest.py does not shadow the `ingest` package.
+sys.path[0] = str(REPO_ROOT)
 
-from tests.helpers import VENV_BIN, create_key, docent_env, docent_server, ingest_sample  # noqa: E402
+from bench.servers import VENV_BIN, docent_env, docent_server, ingest_sample  # noqa: E402
+from core.storage.keys import add_key  # noqa: E402
 
 # Every check schemathesis 4 has. use_after_free and ensure_resource_availability act in the stateful phase,
 # on the links schemathesis infers (POST /threads -> GET/DELETE /threads/{thread_id}); ignored_auth needs
@@ -66,6 +71,9 @@ CHECKS = (
     "ignored_auth",
 )
 PHASES = "examples,coverage,fuzzing,stateful"
+# --smoke: every operation once from its OpenAPI examples, and one generated case each.
+SMOKE_PHASES = "examples,fuzzing"
+SMOKE_EXAMPLES = 1
 
 # schemathesis.toml for the run.
 CONFIG = """\
@@ -108,7 +116,7 @@ include-path = "/sources/{source_id}"
 checks.use_after_free.enabled = false
 """
 
-# The server's settings (tests.helpers.docent_env drops a developer's own DOCENT_*/OPENAI_* settings).
+# The server's settings (bench.servers.docent_env drops a developer's own DOCENT_*/OPENAI_* settings).
 SERVER_ENV = {
     "DOCENT_AUTH": "on",
     "DOCENT_LLM_PROVIDER": "extractive",
@@ -172,9 +180,6 @@ def parse_summary(text: str, exit_code: int, seconds: float) -> Figures:
     )
 
 
-# ------------------------------------------------------------------------------------------------ setup
-
-
 # -------------------------------------------------------------------------------------------------- run
 
 
@@ -234,7 +239,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="keep schemathesis's JUnit XML and NDJSON (every request) reports here",
     )
     parser.add_argument("--output", type=Path, help="write schemathesis's full output here")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"seconds, not minutes: phases {SMOKE_PHASES}, {SMOKE_EXAMPLES} example per operation",
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.phases, args.max_examples = SMOKE_PHASES, SMOKE_EXAMPLES
+    return args
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -259,14 +272,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, work: Path) -> int:
     data_dir = work / "data"
     data_dir.mkdir()
-    env = docent_env(data_dir, **SERVER_ENV)
+    keys_file = work / "api_keys.json"
+    server_env = {**SERVER_ENV, "DOCENT_API_KEYS_FILE": str(keys_file)}
+    env = docent_env(data_dir, **server_env)
     config = work / "schemathesis.toml"
     config.write_text(CONFIG)
     ingest_sample(data_dir)
-    key = create_key(data_dir, "schemathesis", "query,ingest,admin")
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    key = add_key(keys_file, "schemathesis", ["query", "ingest", "admin"], created)
     log = work / "server.log"
     try:
-        with docent_server(data_dir, log, **SERVER_ENV) as base:
+        with docent_server(data_dir, log, **server_env) as base:
             print(f"schemathesis against {base}/openapi.json (auth on, key with query,ingest,admin)")
             print(
                 f"checks: {','.join(CHECKS)}\nphases: {args.phases}  max examples: {args.max_examples}"

@@ -1,9 +1,9 @@
 """Docent's own share of the time to first token of POST /stream: what is left once the model's time to first
 token and the retrieval floor are taken away.
 
-1. Setup: a temporary data dir filled by `docent ingest` (default corpus: data/sample); llama-cpp-python's
-   OpenAI-compatible server with SmolLM2-135M-Instruct (needs the `local` extra); `docent serve` using it
-   through the `openai` provider. Every process is stopped at the end.
+1. Setup: a temporary data dir filled with data/sample (in-process, by the pipeline `docent ingest` runs);
+   llama-cpp-python's OpenAI-compatible server with SmolLM2-135M-Instruct (needs the `local` extra);
+   `docent serve` using it through the `openai` provider. Every process is stopped at the end.
 2. Per run (a question from a fixed list, `--runs` times after a warm-up; a short unrelated prompt first
    resets llama.cpp's prompt cache):
    - client TTFT: POST /stream (one kept-alive httpx client for all runs), time from sending to the first
@@ -17,11 +17,12 @@ token and the retrieval floor are taken away.
    - before the model = to_model_request_ms - floor (graph, checkpoints, hybrid retrieval beyond the floor),
    - first_chunk_to_token_ms (the model's first chunk through LangGraph's stream to the `token` event).
    Secondary series (unless --no-direct), the old pairing: the same final prompt (built in-process from the
-   same retrieval with core.prompts) sent straight to llama.cpp after another cache reset; its TTFT swings by
-   hundreds of ms from the one inside the turn, so `paired_overhead_ms` is noise-dominated.
+   same retrieval with core.answering.prompts) sent straight to llama.cpp after another cache reset; its TTFT
+   swings by hundreds of ms from the one inside the turn, so `paired_overhead_ms` is noise-dominated.
 3. Report p50/p95/mean of each series, and the load average before and after. `--json OUT` writes all.
 
     .venv/bin/python bench/stream.py --runs 24 --k 2
+    .venv/bin/python bench/stream.py --smoke    # one run, one passage: does the bench work at all?
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -39,14 +41,16 @@ from typing import Any
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
+# Run as a script, bench/ comes first on sys.path: the repo root takes its place, so that `bench.servers`
+# imports and bench/ingest.py does not shadow the `ingest` package.
+sys.path[0] = str(REPO_ROOT)
 
-from core.answering import AnswerRequest  # noqa: E402
-from core.prompts import build_messages  # noqa: E402
+from bench.servers import SAMPLE_CORPUS, SMOLLM2, docent_server, llama_server  # noqa: E402
+from core.answering.base import AnswerRequest  # noqa: E402
+from core.answering.prompts import build_messages  # noqa: E402
 from core.services import open_services  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from tests.helpers import docent_server, ingest_sample  # noqa: E402
-from tests.model_servers import SMOLLM2, llama_server  # noqa: E402
+from ingest.pipeline import Ingestor  # noqa: E402
 
 MODEL = SMOLLM2
 MAX_TOKENS = 8
@@ -167,14 +171,22 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=2, help="passages per prompt (fewer: shorter model prompts)")
     parser.add_argument("--no-direct", action="store_true", help="skip the secondary paired direct series")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--smoke", action="store_true", help="one run, no warm-up, one passage: seconds, not minutes"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.runs, args.warmup, args.k = 1, 0, 1
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="docent-bench-stream-"))
-    data_dir = ingest_sample(work / "data")
+    data_dir = work / "data"
     settings = Settings(data_dir=data_dir, k=args.k)
     services = open_services(Settings(data_dir=data_dir, llm_provider="extractive"))
     rows: list[dict[str, float]] = []
     try:
+        ingested = Ingestor(services.settings, services.embedder, services.store).run([str(SAMPLE_CORPUS)])
+        if ingested.failures or not ingested.chunks_added:
+            raise RuntimeError(f"ingesting {SAMPLE_CORPUS} failed: {ingested.failures}")
         with (
             llama_server(work / "llama.log") as llama,
             docent_server(data_dir, work / "docent.log", **served_by(llama, args.k)) as base,
@@ -211,6 +223,7 @@ def main() -> None:
                     rows.append(row)
     finally:
         services.close()
+        shutil.rmtree(work, ignore_errors=True)
     load_after = os.getloadavg()
     summary: dict[str, Any] = {
         "runs": len(rows),
