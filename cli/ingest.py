@@ -25,6 +25,14 @@ def ingest(
         typer.Option("--prune", help="Remove recorded sources that vanished from the given directories."),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    allow_private: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private/--refuse-private",
+            help="Fetch URLs on loopback and private addresses (the default: the operator's own run); "
+            "--refuse-private applies the server's address check, for URL lists from others.",
+        ),
+    ] = True,
 ) -> None:
     """Ingest URLs, files and directories. Unchanged sources are skipped, changed ones replaced; exit code 1
     when any item failed."""
@@ -37,6 +45,7 @@ def ingest(
     from core.retrieval.vector_store import CollectionError
     from core.services import Services
     from core.settings import get_settings
+    from ingest.fetch import FetchPolicy
     from ingest.pipeline import Ingestor
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # font warnings are noise; real failures are reported
@@ -66,7 +75,13 @@ def ingest(
                         f"ingest {done}/{total} {source}", markup=False, highlight=False, soft_wrap=True
                     )
 
-            summary = ingestor.run(items, collection=collection, on_progress=advance, prune=prune)
+            summary = ingestor.run(
+                items,
+                collection=collection,
+                on_progress=advance,
+                prune=prune,
+                fetch_policy=FetchPolicy.operator(settings, allow_private=allow_private),
+            )
     except CollectionError as exc:  # a bad name, or a collection of another embedding model
         fail(exc)
     finally:

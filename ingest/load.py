@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import codecs
 import io
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.text import squash
+from ingest.fetch import GENERIC_REFUSAL, Fetched, FetchError, FetchPolicy, fetch
 
 if TYPE_CHECKING:
     import httpx
@@ -52,6 +54,7 @@ _HYPHEN_BREAK = re.compile(r"(\w)-\s*\n\s*(?=[a-z])")
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 # Browsers read these labels as windows-1252, a superset that also maps 0x80-0x9F (e.g. the euro sign).
 _WINDOWS_1252_ALIASES = frozenset({"latin-1", "iso8859-1", "ascii", "cp1252"})
+log = logging.getLogger(__name__)
 
 
 class LoadError(Exception):
@@ -126,39 +129,41 @@ def read_path(path: Path) -> RawSource:
     return RawSource(str(path.resolve()), data, kind, path.name)
 
 
-def fetch_url(url: str, client: httpx.Client) -> RawSource:
-    """Fetch a URL (redirects followed) and tell its kind from the content type."""
-    import httpx
-
+def fetch_url(url: str, client: httpx.Client, policy: FetchPolicy | None = None) -> RawSource:
+    """Fetch a URL under a policy (ingest/fetch.py; default: the operator's, private addresses allowed) and
+    tell its kind from the content type. The specific reason of a failure is always logged; the error says
+    it only if the policy reveals reasons."""
+    policy = policy or FetchPolicy(allow_private=True)
     try:
-        response = client.get(url)
-    except httpx.TimeoutException as exc:
-        seconds = client.timeout.read or client.timeout.connect
-        after = f" after {seconds:g}s" if seconds else ""
-        raise LoadError(
-            f"timed out{after} fetching URL ({type(exc).__name__}); "
-            "raise DOCENT_HTTP_TIMEOUT_S if the server is just slow"
-        ) from exc
-    except httpx.TooManyRedirects as exc:
-        raise LoadError("too many redirects") from exc
-    except httpx.HTTPError as exc:
-        raise LoadError(f"cannot fetch URL: {exc}") from exc
-    except httpx.InvalidURL as exc:
-        raise LoadError(f"invalid URL: {exc}") from exc
-    if response.status_code >= 400:
-        raise LoadError(f"HTTP {response.status_code} {response.reason_phrase}".rstrip())
-    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-    name = response.url.path.rstrip("/").rsplit("/", 1)[-1] or url
-    data = response.content
+        return _raw_source(fetch(url, client, policy), policy)
+    except FetchError as exc:
+        log.warning("fetch failed: %s: %s", url, exc.reason)
+        raise LoadError(policy.message(exc)) from exc
+    except Exception as exc:  # an httpx or loader surprise must not leak details past a strict policy
+        if policy.detailed_errors:
+            raise
+        log.warning("fetch failed: %s: %s: %s", url, type(exc).__name__, exc)
+        raise LoadError(GENERIC_REFUSAL) from exc
+
+
+def _raw_source(fetched: Fetched, policy: FetchPolicy) -> RawSource:
+    url, data, content_type = fetched.url, fetched.data, fetched.content_type
+    name = fetched.final_url.path.rstrip("/").rsplit("/", 1)[-1] or url
     if content_type in PDF_CONTENT_TYPES or (
         content_type in ("", "application/octet-stream") and data[:1024].find(b"%PDF-") >= 0
     ):
         return RawSource(url, data, "pdf", name)
     if content_type in HTML_CONTENT_TYPES or not content_type:
-        return RawSource(url, data, "html", url, response.charset_encoding)
+        if len(data) > policy.max_html_bytes:
+            raise FetchError(
+                f"HTML page of {len(data):,} bytes, over the parser's limit of {policy.max_html_bytes:,} "
+                "(DOCENT_FETCH_MAX_HTML_BYTES)",
+                limit=True,
+            )
+        return RawSource(url, data, "html", url, fetched.charset)
     if content_type in TEXT_CONTENT_TYPES:
-        return RawSource(url, data, "text", name, response.charset_encoding)
-    raise LoadError(f"unsupported content type {content_type!r}: expected HTML, plain text or PDF")
+        return RawSource(url, data, "text", name, fetched.charset)
+    raise FetchError(f"unsupported content type {content_type!r}: expected HTML, plain text or PDF")
 
 
 def parse(raw: RawSource, limits: PdfLimits | None = None) -> LoadedDocument:

@@ -20,6 +20,7 @@ from core.retrieval.embedders import Embedder
 from core.retrieval.vector_store import validate_collection_name
 from core.settings import Settings
 from core.storage.sources import SourceRecord, content_hash, source_id, utc_now
+from ingest.fetch import FetchPolicy
 from ingest.load import (
     SUPPORTED_LIST,
     SUPPORTED_SUFFIXES,
@@ -213,6 +214,11 @@ class Ingestor:
         self._limits = PdfLimits(max_pages=settings.max_pdf_pages, max_elements=settings.pdf_max_elements)
 
     @property
+    def settings(self) -> Settings:
+        """The settings this ingestor was opened with (callers build their fetch policy from them)."""
+        return self._settings
+
+    @property
     def _splitter(self) -> RecursiveCharacterTextSplitter:
         """Made on first use (by a worker thread), so runs with nothing to split never import it."""
         with self._splitter_lock:
@@ -228,12 +234,19 @@ class Ingestor:
         on_progress: ProgressCallback | None = None,
         prune: bool = False,
         on_result: Callable[[SourceResult], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+        fetch_policy: FetchPolicy | None = None,
     ) -> IngestSummary:
         """Ingest every item; a bad item is recorded in the summary and the run goes on.
 
         With `prune`, sources recorded under a walked directory that the walk no longer finds are removed.
         `on_result` hears of each source as it finishes (the summary's `results`, as they come).
+        `cancelled` is asked between sources: once it says True the run stops, keeping the sources already
+        committed (each source commits with its record) and dropping the rest.
+        `fetch_policy` says what URLs may reach (ingest/fetch.py): URLs from HTTP callers need
+        `FetchPolicy.strict`; the default is the operator's (private addresses allowed, reasons shown).
         """
+        policy = fetch_policy or FetchPolicy.operator(self._settings)
         started = time.perf_counter()
         name = validate_collection_name(collection or self._settings.collection)
         inputs = expand_inputs(items)
@@ -255,7 +268,7 @@ class Ingestor:
 
         workers = self._settings.ingest_workers
         with (
-            self._http_client(any(is_url(t) for t in targets)) as client,
+            self._http_client(any(is_url(t) for t in targets), policy) as client,
             ThreadPoolExecutor(workers, thread_name_prefix="ingest-load") as loaders,
             ThreadPoolExecutor(1, thread_name_prefix="ingest-write") as writer,
         ):
@@ -271,39 +284,54 @@ class Ingestor:
                 in_flight, batch = (write, batch), []
 
             def prepare(target: str) -> _Outcome:
-                return self._prepare(target, name, client, clock)
+                return self._prepare(target, name, client, policy, clock)
 
+            stopped = False
             for outcome in _ordered_map(loaders, prepare, targets, window=workers * 2):
+                if cancelled is not None and cancelled():
+                    stopped = True  # drop this batch (nothing of it was written) and the fetches to come
+                    loaders.shutdown(wait=False, cancel_futures=True)
+                    break
                 batch.append(outcome)
                 pending = sum(len(o.missing) for o in batch if isinstance(o, _Prepared))
                 if pending >= self._settings.ingest_batch_chunks or len(batch) >= 64:
                     flush()
-            flush()
+            if not stopped:
+                flush()
             if in_flight is not None:
                 in_flight[0].result()
                 report(in_flight[1])
-        if prune:
+        if prune and not stopped:
             self._prune(name, inputs, summary)
         summary.stages = {stage: round(seconds, 3) for stage, seconds in summary.stages.items()}
         summary.seconds = round(time.perf_counter() - started, 3)
         return summary
 
-    def _http_client(self, needed: bool) -> AbstractContextManager[httpx.Client | None]:
-        """One pooled HTTP client for the run's URLs; none (and no httpx import) for local files only."""
+    def _http_client(self, needed: bool, policy: FetchPolicy) -> AbstractContextManager[httpx.Client | None]:
+        """One pooled HTTP client for the run's URLs; none (and no httpx import) for local files only.
+
+        ingest/fetch.py follows redirects itself (each hop checked). Under a policy that checks addresses,
+        proxy variables are ignored: a proxy would resolve the name again, after the check.
+        """
         if not needed:
             return nullcontext()
         import httpx
 
         return httpx.Client(
-            follow_redirects=True,
-            max_redirects=10,
+            follow_redirects=False,
+            trust_env=policy.allow_private,
             timeout=self._settings.http_timeout_s,
             headers={"User-Agent": self._settings.user_agent},
             limits=httpx.Limits(max_connections=self._settings.ingest_workers),
         )
 
     def _prepare(
-        self, target: str, collection: str, client: httpx.Client | None, clock: _StageClock
+        self,
+        target: str,
+        collection: str,
+        client: httpx.Client | None,
+        policy: FetchPolicy,
+        clock: _StageClock,
     ) -> _Outcome:
         """Fetch or read, hash, and (unless unchanged) parse and split one target; runs in a worker thread.
 
@@ -312,7 +340,7 @@ class Ingestor:
         """
         started = time.perf_counter()
         try:
-            raw = self._read(target, client)
+            raw = self._read(target, client, policy)
         except LoadError as exc:
             clock.add("load", started)
             return _Failed(target, str(exc), record=is_url(target) or Path(target).exists())
@@ -353,10 +381,10 @@ class Ingestor:
         )
 
     @staticmethod
-    def _read(target: str, client: httpx.Client | None) -> RawSource:
+    def _read(target: str, client: httpx.Client | None, policy: FetchPolicy) -> RawSource:
         if is_url(target):
             assert client is not None  # run() opens one whenever a target is a URL
-            return _guarded(lambda: fetch_url(target, client))
+            return _guarded(lambda: fetch_url(target, client, policy))
         path = Path(target)
         if not path.exists():
             raise LoadError("no such file or directory")
