@@ -1,4 +1,5 @@
-"""`docent keys`: create, list and revoke API keys; the keys file holds only their sha256 hashes."""
+"""`docent keys`: create, list and revoke API keys; the keys file holds only their sha256 hashes. Each key
+belongs to one workspace (`--workspace`, default `default`)."""
 
 from __future__ import annotations
 
@@ -29,29 +30,41 @@ def _scopes(value: str) -> list[Scope]:
 
 @keys_app.command("create")
 def create_key(
-    name: Annotated[str, typer.Argument(help="Who the key is for; threads it creates belong to this name.")],
+    name: Annotated[str, typer.Argument(help="Who the key is for (unique; the key's id owns its threads).")],
     scopes: Annotated[
         str, typer.Option(help="Comma list among query, ingest, admin (admin implies every scope).")
     ] = "query",
+    workspace: Annotated[
+        str, typer.Option(help="The workspace whose collections, sources and threads the key sees.")
+    ] = "default",
 ) -> None:
     """Create a key and print it once. It is alone on the last line; only its hash is stored."""
     from core.settings import get_settings
-    from core.storage.keys import KeyFileError, add_key
+    from core.storage.keys import KeyFileError, add_key, hash_key, key_id
+    from core.storage.workspaces import WorkspaceError, validate_workspace
 
     settings = get_settings()
     chosen = _scopes(scopes)
     try:
-        key = add_key(settings.keys_file, name, chosen, datetime.now(UTC).isoformat(timespec="seconds"))
+        validate_workspace(workspace)
+    except WorkspaceError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--workspace") from exc
+    try:
+        created = datetime.now(UTC).isoformat(timespec="seconds")
+        key = add_key(settings.keys_file, name, chosen, created, workspace=workspace)
     except (KeyFileError, ValueError) as exc:
         fail(exc, code=1)
-    typer.echo(f"Created key {name!r} with scopes {','.join(chosen)}; its hash is in {settings.keys_file}.")
+    typer.echo(
+        f"Created key {name!r} (id {key_id(hash_key(key))}) in workspace {workspace!r} with scopes"
+        f" {','.join(chosen)}; its hash is in {settings.keys_file}."
+    )
     typer.echo("Store the key now: it is not shown again. Send it as `Authorization: Bearer <key>`.")
     typer.echo(key)
 
 
 @keys_app.command("list")
 def list_keys(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List the keys in the keys file. Names, scopes and creation time; never the keys."""
+    """List the keys in the keys file: names, ids, workspaces, scopes and creation time; never the keys."""
     from core.settings import get_settings
     from core.storage.keys import KeyFileError, read_key_file
 
@@ -62,7 +75,7 @@ def list_keys(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
         fail(exc, code=1)
     configured = [spec.name for spec in settings.api_keys]
     if as_json:
-        rows = [spec.model_dump(exclude={"sha256"}) for spec in specs]
+        rows = [{"id": spec.id, **spec.model_dump(exclude={"sha256"})} for spec in specs]
         typer.echo(
             json.dumps({"keys_file": str(settings.keys_file), "keys": rows, "from_settings": configured})
         )
@@ -70,9 +83,9 @@ def list_keys(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("name", "scopes", "created", title=str(settings.keys_file))
+    table = Table("name", "id", "workspace", "scopes", "created", title=str(settings.keys_file))
     for spec in specs:
-        table.add_row(spec.name, ",".join(spec.scopes), spec.created_at or "")
+        table.add_row(spec.name, spec.id, spec.workspace, ",".join(spec.scopes), spec.created_at or "")
     Console().print(table)
     if configured:
         typer.echo(f"Also from DOCENT_API_KEYS: {', '.join(configured)}")

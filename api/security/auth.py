@@ -80,3 +80,4 @@ def require(scope: Scope) -> Callable[[HTTPConnection], Awaitable[Principal]]:
 
 QueryCaller = Annotated[Principal, Depends(require("query"))]
 IngestCaller = Annotated[Principal, Depends(require("ingest"))]
+AdminCaller = Annotated[Principal, Depends(require("admin"))]

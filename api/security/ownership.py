@@ -1,5 +1,5 @@
-"""Threads belong to the key that made them: every route resolves a thread id through here, so another
-key's thread is a 404 everywhere (never a 403, which would confirm that it exists).
+"""Threads belong to the key that made them (its id, in its workspace): every route resolves a thread id
+through here, so another key's thread is a 404 everywhere (never a 403, which would confirm that it exists).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ async def thread_for_turn(records: SqliteRecords, principal: Principal, thread_i
     the caller when nobody has used it yet, and is a 404 when someone else has.
     """
     thread = thread_id or new_thread_id()
-    if not await asyncio.to_thread(records.claim_thread, thread, principal.name):
+    if not await asyncio.to_thread(records.claim_thread, thread, principal.id, principal.workspace):
         raise ThreadNotFound(thread)
     return thread
 
@@ -37,7 +37,7 @@ async def thread_for_turn(records: SqliteRecords, principal: Principal, thread_i
 async def owned_thread(records: SqliteRecords, principal: Principal, thread_id: str) -> ThreadInfo:
     """The caller's thread by id; 404 when it is not theirs."""
     info = await asyncio.to_thread(records.thread, thread_id)
-    if info is None or info.owner != principal.name:
+    if info is None or (info.owner, info.workspace) != (principal.id, principal.workspace):
         raise ThreadNotFound(thread_id)
     return info
 

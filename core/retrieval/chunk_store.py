@@ -9,7 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.retrieval.keyword_index import KeywordIndex
-from core.retrieval.vector_store import Metadata, VectorStore
+from core.retrieval.vector_store import (
+    Metadata,
+    UnknownCollectionError,
+    VectorStore,
+    validate_collection_name,
+)
 from core.storage.sources import SourceCatalog, SourceRecord, source_id
 
 
@@ -55,8 +60,11 @@ class ChunkStore:
         return self._vectors()
 
     def check(self, collection: str) -> None:
-        """Fail fast on a bad collection name or one filled by another embedding model."""
-        self.vectors.collection(collection)
+        """Fail fast on a bad collection name or one filled by another embedding model (creates nothing)."""
+        try:
+            self.vectors.collection(collection)
+        except UnknownCollectionError:
+            validate_collection_name(collection)
 
     def existing_ids(self, collection: str, ids: Sequence[str]) -> set[str]:
         """Chunk ids stored in both indexes."""

@@ -1,9 +1,12 @@
-"""Chroma access: one client per process, collections guarded by the embedding model that filled them."""
+"""Chroma access: one client per process, collections guarded by the embedding model that filled them.
+Only writing creates a collection; reading one that does not exist finds nothing."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +29,14 @@ class CollectionError(RuntimeError):
 
 class EmbeddingMismatchError(CollectionError):
     """A collection was filled by another embedding model than the one configured."""
+
+
+class UnknownCollectionError(CollectionError):
+    """No collection has this name (reading never creates one)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no collection {name!r}")
+        self.name = name
 
 
 _COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]")
@@ -68,33 +79,49 @@ def open_chroma(settings: Settings) -> ClientAPI:
 
 def open_vector_store(settings: Settings, *, model_id: str, dimension: int) -> VectorStore:
     """The configured Chroma client, wrapped for one embedding model."""
-    return VectorStore(open_chroma(settings), model_id=model_id, dimension=dimension)
+    return VectorStore(
+        open_chroma(settings),
+        model_id=model_id,
+        dimension=dimension,
+        cache_size=settings.collection_cache_size,
+    )
 
 
 class VectorStore:
     """Chunks with their embeddings in named Chroma collections (cosine space)."""
 
-    def __init__(self, client: ClientAPI, *, model_id: str, dimension: int) -> None:
+    def __init__(self, client: ClientAPI, *, model_id: str, dimension: int, cache_size: int = 256) -> None:
         self._client = client
         self._model_id = model_id
         self._dimension = dimension
-        self._collections: dict[str, Collection] = {}
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+        self._collections: OrderedDict[str, Collection] = OrderedDict()
 
-    def collection(self, name: str) -> Collection:
-        """Get or create a collection, refusing one made with another embedding model."""
-        if (cached := self._collections.get(name)) is not None:
-            return cached
+    def collection(self, name: str, *, create: bool = False) -> Collection:
+        """A collection (created only with `create`, else UnknownCollectionError), refusing one made with
+        another embedding model. The handles of the most recently used ones are kept."""
+        with self._cache_lock:
+            if (cached := self._collections.get(name)) is not None:
+                self._collections.move_to_end(name)
+                return cached
         from chromadb.errors import InvalidArgumentError
 
+        validate_collection_name(name)
         try:
-            collection = self._client.get_or_create_collection(
-                name,
-                embedding_function=None,
-                configuration={"hnsw": {"space": "cosine"}},
-                metadata={"embedding_model": self._model_id, "embedding_dimension": self._dimension},
-            )
+            if create:
+                collection = self._client.get_or_create_collection(
+                    name,
+                    embedding_function=None,
+                    configuration={"hnsw": {"space": "cosine"}},
+                    metadata={"embedding_model": self._model_id, "embedding_dimension": self._dimension},
+                )
+            else:
+                collection = self._client.get_collection(name)
         except InvalidArgumentError as exc:
             raise CollectionError(f"collection {name!r}: {exc}") from exc
+        except (_not_found(), ValueError) as exc:
+            raise UnknownCollectionError(name) from exc
         meta = collection.metadata or {}
         stored, stored_dimension = meta.get("embedding_model"), meta.get("embedding_dimension")
         if (stored is not None and stored != self._model_id) or (
@@ -106,8 +133,33 @@ class VectorStore:
                 f"the model that filled it, ingest into another collection, or re-embed it with "
                 f"`docent reindex --collection {name}`"
             )
-        self._collections[name] = collection
+        with self._cache_lock:
+            self._collections[name] = collection
+            while len(self._collections) > self._cache_size:
+                self._collections.popitem(last=False)
         return collection
+
+    def _existing(self, name: str) -> Collection | None:
+        """The collection, or None when there is none by that name."""
+        try:
+            return self.collection(name)
+        except UnknownCollectionError:
+            return None
+
+    def exists(self, name: str) -> bool:
+        """Whether Chroma has a collection by this name (whichever model filled it); creates nothing."""
+        with self._cache_lock:
+            if name in self._collections:
+                return True
+        try:
+            self._client.get_collection(validate_collection_name(name))
+        except (_not_found(), ValueError):
+            return False
+        return True
+
+    def names(self) -> list[str]:
+        """Every collection's name."""
+        return sorted(collection.name for collection in self._client.list_collections())
 
     @property
     def model_id(self) -> str:
@@ -138,7 +190,8 @@ class VectorStore:
         Returns the number of chunks in the collection.
         """
         staging_name = f"{name}.reindex"
-        self._collections.pop(name, None)
+        with self._cache_lock:
+            self._collections.pop(name, None)
         try:
             old: Collection | None = self._client.get_collection(name)
         except (_not_found(), ValueError):
@@ -176,9 +229,9 @@ class VectorStore:
 
     def existing_ids(self, name: str, ids: Sequence[str]) -> set[str]:
         """Which of these chunk ids the collection already holds."""
-        if not ids:
+        if not ids or (collection := self._existing(name)) is None:
             return set()
-        return set(self.collection(name).get(ids=list(ids), include=[])["ids"])
+        return set(collection.get(ids=list(ids), include=[])["ids"])
 
     def add(
         self,
@@ -188,8 +241,8 @@ class VectorStore:
         metadatas: Sequence[Metadata],
         embeddings: np.ndarray,
     ) -> None:
-        """Write chunks in batches below Chroma's maximum batch size."""
-        collection = self.collection(name)
+        """Write chunks in batches below Chroma's maximum batch size (creating the collection)."""
+        collection = self.collection(name, create=True)
         step = max(1, min(self._client.get_max_batch_size(), 1000))
         for start in range(0, len(ids), step):
             end = start + step
@@ -202,18 +255,20 @@ class VectorStore:
 
     def delete(self, name: str, ids: Sequence[str]) -> None:
         """Remove chunks by id."""
-        if ids:
-            self.collection(name).delete(ids=list(ids))
+        if ids and (collection := self._existing(name)) is not None:
+            collection.delete(ids=list(ids))
 
     def source_ids(self, name: str, source: str) -> set[str]:
         """Ids of every chunk of one source."""
-        return set(self.collection(name).get(where={"source": source}, include=[])["ids"])
+        if (collection := self._existing(name)) is None:
+            return set()
+        return set(collection.get(where={"source": source}, include=[])["ids"])
 
     def passages(self, name: str, ids: Sequence[str], query: np.ndarray) -> dict[str, Passage]:
         """Chunks by id, scored by cosine similarity to the query vector (the best of several rows)."""
-        if not ids:
+        if not ids or (collection := self._existing(name)) is None:
             return {}
-        got = self.collection(name).get(ids=list(ids), include=["documents", "metadatas", "embeddings"])
+        got = collection.get(ids=list(ids), include=["documents", "metadatas", "embeddings"])
         documents = got["documents"] or []
         metadatas = got["metadatas"] or []
         embeddings = got["embeddings"] if got["embeddings"] is not None else []
@@ -226,11 +281,14 @@ class VectorStore:
 
     def count(self, name: str) -> int:
         """Number of chunks in a collection."""
-        return self.collection(name).count()
+        collection = self._existing(name)
+        return 0 if collection is None else collection.count()
 
     def search(self, name: str, query: np.ndarray, k: int) -> list[Passage]:
         """The k chunks nearest to a query vector, best first, with cosine similarity as score."""
-        result = self.collection(name).query(
+        if (collection := self._existing(name)) is None:
+            return []
+        result = collection.query(
             query_embeddings=query.reshape(1, -1),
             n_results=k,
             include=["documents", "metadatas", "distances"],

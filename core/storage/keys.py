@@ -1,4 +1,6 @@
-"""API keys: stored only as sha256 hashes, each with a name (the tenant its threads belong to) and scopes."""
+"""API keys: stored only as sha256 hashes, each with a name, a workspace (the tenant whose collections it
+sees) and scopes. A key's id, the start of its hash, owns the threads and jobs it creates: a key re-created
+under an old name is a new owner."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, field_validator
 
+from core.storage.workspaces import DEFAULT_WORKSPACE, WORKSPACE_PATTERN
+
 if TYPE_CHECKING:  # settings import KeySpec from here
     from core.settings import Settings
 
@@ -29,7 +33,19 @@ class KeySpec(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex sha256 of the whole key.")
     scopes: list[Scope] = Field(min_length=1)
+    workspace: str = Field(
+        DEFAULT_WORKSPACE,
+        min_length=2,
+        max_length=32,
+        pattern=WORKSPACE_PATTERN,
+        description="The workspace whose collections it sees.",
+    )
     created_at: str | None = None
+
+    @property
+    def id(self) -> str:
+        """The key's stable id (the first 16 hex digits of its hash): what owns its threads and jobs."""
+        return key_id(self.sha256)
 
     @field_validator("sha256", mode="before")
     @classmethod
@@ -43,9 +59,12 @@ _SPECS = TypeAdapter(list[KeySpec])
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller a key identifies. `name` owns the threads the key creates."""
+    """The caller a key identifies: `id` owns the threads and jobs it creates, `workspace` bounds what it
+    sees, `name` is for people (logs, metrics, rate-limit buckets)."""
 
+    id: str
     name: str
+    workspace: str
     scopes: frozenset[Scope]
 
     def allows(self, scope: Scope) -> bool:
@@ -53,7 +72,7 @@ class Principal:
         return scope in self.scopes or "admin" in self.scopes
 
 
-ANONYMOUS = Principal(name="anonymous", scopes=frozenset(SCOPES))
+ANONYMOUS = Principal(id="anonymous", name="anonymous", workspace=DEFAULT_WORKSPACE, scopes=frozenset(SCOPES))
 
 
 class KeyFileError(ValueError):
@@ -63,6 +82,11 @@ class KeyFileError(ValueError):
 def hash_key(key: str) -> str:
     """The hex sha256 a key is stored as."""
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_id(sha256: str) -> str:
+    """A key's id from its hash: 64 bits, enough to tell keys apart, and never the secret."""
+    return sha256[:16]
 
 
 def new_key() -> str:
@@ -84,15 +108,19 @@ def read_key_file(path: Path) -> list[KeySpec]:
         raise KeyFileError(f"keys file {path} is malformed: {exc}") from exc
 
 
-def add_key(path: Path, name: str, scopes: list[Scope], created_at: str) -> str:
-    """Create a key named `name`, store its hash in the keys file (mode 0600), and return the key itself,
-    which is never stored. A name already in the file is refused.
+def add_key(
+    path: Path, name: str, scopes: list[Scope], created_at: str, workspace: str = DEFAULT_WORKSPACE
+) -> str:
+    """Create a key named `name` in `workspace`, store its hash in the keys file (mode 0600), and return the
+    key itself, which is never stored. A name already in the file is refused.
     """
     specs = read_key_file(path)
     if any(spec.name == name for spec in specs):
         raise KeyFileError(f"a key named {name!r} already exists in {path}")
     key = new_key()
-    specs.append(KeySpec(name=name, sha256=hash_key(key), scopes=scopes, created_at=created_at))
+    specs.append(
+        KeySpec(name=name, sha256=hash_key(key), scopes=scopes, workspace=workspace, created_at=created_at)
+    )
     _write_key_file(path, specs)
     return key
 
@@ -146,15 +174,25 @@ class KeyRing:
         stamp = self._file_stamp()
         specs = self._configured + read_key_file(self._path)
         names: dict[str, str] = {}
+        ids: dict[str, str] = {}
         by_hash: dict[str, Principal] = {}
         for spec in specs:
             if names.setdefault(spec.name, spec.sha256) != spec.sha256:
                 raise KeyFileError(f"two different keys are named {spec.name!r}")
-            by_hash[spec.sha256] = Principal(name=spec.name, scopes=frozenset(spec.scopes))
+            if ids.setdefault(spec.id, spec.sha256) != spec.sha256:
+                raise KeyFileError(f"two different keys share the id {spec.id!r}: create {spec.name!r} again")
+            by_hash[spec.sha256] = Principal(
+                id=spec.id, name=spec.name, workspace=spec.workspace, scopes=frozenset(spec.scopes)
+            )
         self._by_hash, self._stamp = by_hash, stamp
 
     def __len__(self) -> int:
         return len(self._by_hash)
+
+    def principals(self) -> list[Principal]:
+        """Every key's principal, as last read."""
+        with self._lock:
+            return list(self._by_hash.values())
 
     def identify(self, key: str) -> Principal | None:
         """The principal of a presented key, or None for an unknown key."""
@@ -174,6 +212,11 @@ class KeyRing:
             except KeyFileError as exc:  # keep serving the keys read before; say why once per change
                 self._stamp = stamp
                 log.error("keeping the previous API keys: %s", exc)
+
+
+def all_keys(settings: Settings) -> list[KeySpec]:
+    """The keys from settings and the keys file together (KeyFileError when the file is malformed)."""
+    return list(settings.api_keys) + read_key_file(settings.keys_file)
 
 
 class NoKeysError(RuntimeError):

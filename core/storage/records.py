@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.storage.workspaces import DEFAULT_WORKSPACE
 from core.types import AnswerFields, Usage
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS turns (
@@ -30,13 +35,21 @@ CREATE INDEX IF NOT EXISTS turns_thread ON turns (thread_id, id);
 CREATE TABLE IF NOT EXISTS threads (
     id TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    workspace TEXT NOT NULL DEFAULT 'default'
 );
 CREATE INDEX IF NOT EXISTS threads_owner ON threads (owner);
 """
 
 # A thread first seen through a turn (CLI, Studio) belongs to nobody an API key can name.
 NO_OWNER = ""
+# Thread owners are key ids since schema version 1; before, they were key names. A name the migration could
+# not map to exactly one key is kept behind this prefix, which no key id has: such threads are unreachable.
+UNMIGRATED_OWNER = "name:"
+_OWNERS_BY_ID = 1
+
+KeyOwners = dict[str, tuple[str, str]]
+"""Key name -> (key id, workspace), for migrating threads owned by names."""
 
 # Columns added after the first release; a database made before them gets them on open.
 _ADDED_COLUMNS = {
@@ -66,6 +79,7 @@ class ThreadInfo:
     turns: int
     created_at: str
     updated_at: str
+    workspace: str = DEFAULT_WORKSPACE
 
 
 @dataclass(frozen=True)
@@ -81,19 +95,56 @@ class TurnRecord:
 
 
 class SqliteRecords:
-    """Turn records in one SQLite file; each write is committed (and fsynced) before it returns."""
+    """Turn records in one SQLite file; each write is committed (and fsynced) before it returns.
 
-    def __init__(self, path: Path) -> None:
+    `key_owners` reads the configured keys; it is called once, to migrate a database whose threads are owned
+    by key names (before workspaces) to key ids.
+    """
+
+    def __init__(self, path: Path, key_owners: Callable[[], KeyOwners] | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
+        fresh = self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'threads'").fetchone() is None
         self._conn.executescript(_SCHEMA)
         present = {row[1] for row in self._conn.execute("PRAGMA table_info(turns)")}
         for column, kind in _ADDED_COLUMNS.items():
             if column not in present:
                 self._conn.execute(f"ALTER TABLE turns ADD COLUMN {column} {kind}")
+        if "workspace" not in {row[1] for row in self._conn.execute("PRAGMA table_info(threads)")}:
+            self._conn.execute(
+                f"ALTER TABLE threads ADD COLUMN workspace TEXT NOT NULL DEFAULT '{DEFAULT_WORKSPACE}'"
+            )
+        if fresh:
+            self._conn.execute(f"PRAGMA user_version = {_OWNERS_BY_ID}")
+        elif key_owners is not None:
+            self._migrate_owners(key_owners)
+
+    def _migrate_owners(self, key_owners: Callable[[], KeyOwners]) -> None:
+        """Once: each thread owned by a key name goes to the id (and workspace) of the key with that name;
+        a name no key has now is kept unreachable. Ownerless and auth-off (`anonymous`) threads stay as
+        they are, unless a key is named `anonymous`."""
+        (version,) = self._conn.execute("PRAGMA user_version").fetchone()
+        if version >= _OWNERS_BY_ID:
+            return
+        try:
+            owners = key_owners()
+        except ValueError as exc:  # a malformed keys file: try again on the next open
+            log.error("threads not migrated to key ids yet: %s", exc)
+            return
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            names = [row[0] for row in self._conn.execute("SELECT DISTINCT owner FROM threads")]
+            for name in names:
+                if name == NO_OWNER or (name == "anonymous" and name not in owners):
+                    continue
+                key, workspace = owners.get(name, (UNMIGRATED_OWNER + name, DEFAULT_WORKSPACE))
+                self._conn.execute(
+                    "UPDATE threads SET owner = ?, workspace = ? WHERE owner = ?", (key, workspace, name)
+                )
+            self._conn.execute(f"PRAGMA user_version = {_OWNERS_BY_ID}")
 
     def add_turn(self, record: TurnRecord) -> None:
         """Store one turn durably; a thread first seen here is recorded as ownerless."""
@@ -134,15 +185,18 @@ class SqliteRecords:
             ).fetchall()
         return [_record(row) for row in rows]
 
-    def claim_thread(self, thread_id: str, owner: str) -> bool:
-        """Make `owner` the owner of a thread nobody has used yet; True when `owner` owns it now."""
+    def claim_thread(self, thread_id: str, owner: str, workspace: str = DEFAULT_WORKSPACE) -> bool:
+        """Make `owner` (a key id, in `workspace`) the owner of a thread nobody has used yet; True when
+        `owner` owns it there now."""
         with self._lock:
             self._conn.execute(
-                "INSERT OR IGNORE INTO threads (id, owner, created_at) VALUES (?, ?, ?)",
-                (thread_id, owner, _now()),
+                "INSERT OR IGNORE INTO threads (id, owner, created_at, workspace) VALUES (?, ?, ?, ?)",
+                (thread_id, owner, _now(), workspace),
             )
-            row = self._conn.execute("SELECT owner FROM threads WHERE id = ?", (thread_id,)).fetchone()
-        return row is not None and row[0] == owner
+            row = self._conn.execute(
+                "SELECT owner, workspace FROM threads WHERE id = ?", (thread_id,)
+            ).fetchone()
+        return row is not None and (row[0], row[1]) == (owner, workspace)
 
     def thread(self, thread_id: str) -> ThreadInfo | None:
         """One thread's summary, or None when it has never been used."""
@@ -150,14 +204,19 @@ class SqliteRecords:
             row = self._conn.execute(_THREAD_SELECT + " WHERE t.id = ?", (thread_id,)).fetchone()
         return ThreadInfo(*row) if row else None
 
-    def threads(self, owner: str, *, limit: int, offset: int) -> tuple[list[ThreadInfo], int]:
-        """An owner's threads, most recently updated first, and how many there are in all."""
+    def threads(
+        self, owner: str, *, limit: int, offset: int, workspace: str = DEFAULT_WORKSPACE
+    ) -> tuple[list[ThreadInfo], int]:
+        """An owner's threads in a workspace, most recently updated first, and how many there are in all."""
+        where = " WHERE t.owner = ? AND t.workspace = ?"
         with self._lock:
             rows = self._conn.execute(
-                _THREAD_SELECT + " WHERE t.owner = ? ORDER BY updated_at DESC, t.id LIMIT ? OFFSET ?",
-                (owner, limit, offset),
+                _THREAD_SELECT + where + " ORDER BY updated_at DESC, t.id LIMIT ? OFFSET ?",
+                (owner, workspace, limit, offset),
             ).fetchall()
-            (total,) = self._conn.execute("SELECT count(*) FROM threads WHERE owner = ?", (owner,)).fetchone()
+            (total,) = self._conn.execute(
+                "SELECT count(*) FROM threads t" + where, (owner, workspace)
+            ).fetchone()
         return [ThreadInfo(*row) for row in rows], int(total)
 
     def delete_thread(self, thread_id: str) -> int:
@@ -184,7 +243,8 @@ _THREAD_SELECT = (
     " (SELECT question FROM turns WHERE thread_id = t.id ORDER BY id LIMIT 1),"
     " (SELECT count(*) FROM turns WHERE thread_id = t.id),"
     " t.created_at,"
-    " coalesce((SELECT max(created_at) FROM turns WHERE thread_id = t.id), t.created_at) AS updated_at"
+    " coalesce((SELECT max(created_at) FROM turns WHERE thread_id = t.id), t.created_at) AS updated_at,"
+    " t.workspace"
     " FROM threads t"
 )
 

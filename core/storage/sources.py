@@ -144,6 +144,14 @@ class SourceCatalog:
             ).fetchall()
         return [SourceRecord(*row) for row in rows]
 
+    def collections(self) -> dict[str, int]:
+        """Every collection that has source records (stored names), with how many."""
+        with self._index.reading() as connection:
+            rows = connection.execute(
+                "SELECT collection, count(*) FROM sources GROUP BY collection"
+            ).fetchall()
+        return {str(name): int(count) for name, count in rows}
+
     def set_embedding_model(self, collection: str, model_id: str) -> None:
         """After a re-embedding: every source of the collection is now embedded with `model_id`."""
         with self._index.transaction() as tx:
