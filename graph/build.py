@@ -17,6 +17,7 @@ from core.services import Services
 from core.settings import Settings
 from core.storage.checkpoints import open_checkpointer
 from core.types import DocentContext
+from graph.multitask import TurnGate
 from graph.state import DocentState, InputState, OutputState
 from nodes.append_message import append_message
 from nodes.persist import persist
@@ -43,6 +44,11 @@ def build_graph(services: Services, checkpointer: BaseCheckpointSaver[str] | Non
     return builder.compile(checkpointer=checkpointer, name="docent")
 
 
+def turn_gate(settings: Settings) -> TurnGate:
+    """The process's turn gate, with the configured multitask strategy."""
+    return TurnGate(settings.turn_multitask, settings.turn_wait_s)
+
+
 @dataclass(frozen=True)
 class Docent:
     """An opened Docent: its services, its checkpointer and the graph compiled over both."""
@@ -50,6 +56,8 @@ class Docent:
     services: Services
     checkpointer: BaseCheckpointSaver[str]
     graph: DocentGraph
+    turns: TurnGate
+    """One turn at a time per thread (DOCENT_TURN_MULTITASK)."""
 
 
 @asynccontextmanager
@@ -59,6 +67,6 @@ async def open_docent(settings: Settings, services: Services | None = None) -> A
     opened = await asyncio.to_thread((services or Services(settings)).open_all)
     try:
         async with open_checkpointer(settings) as checkpointer:
-            yield Docent(opened, checkpointer, build_graph(opened, checkpointer))
+            yield Docent(opened, checkpointer, build_graph(opened, checkpointer), turn_gate(settings))
     finally:
         await asyncio.to_thread(opened.close)

@@ -43,7 +43,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from core.services import Services
 from core.settings import Settings, get_settings
 from core.storage.checkpoints import open_checkpointer
-from graph.build import Docent, DocentGraph, build_graph
+from graph.build import Docent, DocentGraph, build_graph, turn_gate
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,8 @@ class StudioRuntime:
                 'langgraph.json must set "checkpointer": {"path": "graph.studio.make_checkpointer"}'
             )
         services = await self.services()
-        yield Docent(services, self.checkpointer, build_graph(services, self.checkpointer))
+        saver = self.checkpointer
+        yield Docent(services, saver, build_graph(services, saver), turn_gate(services.settings))
 
 
 STUDIO = StudioRuntime()

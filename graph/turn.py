@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -17,10 +18,46 @@ from langchain_core.runnables import RunnableConfig
 
 from core.types import Citation, DocentContext, Passage, PriorMessage, TurnResult, citation_of, turn_output
 from graph.build import DocentGraph
+from graph.multitask import TurnGate
 from graph.state import InputState
 
 EventName = Literal["metadata", "sources", "token", "error", "end"]
 TurnEvent = tuple[EventName, dict[str, Any]]
+
+
+@dataclass
+class _Turn:
+    persisting: bool = False
+    """The persist node has started: the turn is answered and is let finish, whatever its caller does."""
+    finished: bool = False
+    """The graph ran to its end: the turn is recorded and checkpointed."""
+
+
+@asynccontextmanager
+async def _atomic_turn(graph: DocentGraph, thread_id: str, gate: TurnGate | None) -> AsyncIterator[_Turn]:
+    """Run the block as the thread's only turn; if it fails or is cancelled before the graph finished, put the
+    thread's checkpoint back to where it was, so a turn that was not answered leaves nothing behind (not even
+    its question)."""
+    async with gate.turn(thread_id) if gate is not None else nullcontext():
+        config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+        before = await graph.aget_state(config)
+        turn = _Turn()
+        try:
+            yield turn
+        except BaseException:
+            if not turn.finished:
+                with anyio.CancelScope(shield=True):
+                    await _roll_back(graph, thread_id, before.config)
+            raise
+
+
+async def _roll_back(graph: DocentGraph, thread_id: str, before: RunnableConfig) -> None:
+    """The thread's latest checkpoint becomes `before` again (a fork of it); a thread that had none is
+    emptied."""
+    if before.get("configurable", {}).get("checkpoint_id"):
+        await graph.aupdate_state(before, None)
+    elif graph.checkpointer is not None and not isinstance(graph.checkpointer, bool):
+        await graph.checkpointer.adelete_thread(thread_id)
 
 
 def new_thread_id() -> str:
@@ -42,14 +79,22 @@ async def run_turn(
     thread_id: str | None = None,
     context: DocentContext | None = None,
     history: Sequence[PriorMessage] | None = None,
+    gate: TurnGate | None = None,
 ) -> TurnResult:
     """Ask one question on a thread (a new thread when none is given) and wait for the answer. `history`
-    (a client-held conversation) goes before the question; give it only for a new thread.
+    (a client-held conversation) goes before the question; give it only for a new thread. `gate`: one turn at
+    a time per thread (ThreadBusyError). A turn that fails or is cancelled leaves the checkpoint as it was.
     """
     thread = thread_id or new_thread_id()
     run_id = uuid.uuid4()
     config: RunnableConfig = {"configurable": {"thread_id": thread}, "run_id": run_id}
-    result = await graph.ainvoke(_input(message, history), config, context=context or DocentContext())
+    result: dict[str, Any] = {}
+    async with _atomic_turn(graph, thread, gate) as turn:
+        parts = _graph_parts(
+            graph, _input(message, history), config, context or DocentContext(), turn, modes=("values",)
+        )
+        async for _mode, values in parts:
+            result = values
     return TurnResult(run_id=str(run_id), output=turn_output(thread, result))
 
 
@@ -94,23 +139,42 @@ async def stream_turn(
     thread_id: str | None = None,
     context: DocentContext | None = None,
     history: Sequence[PriorMessage] | None = None,
+    gate: TurnGate | None = None,
 ) -> AsyncIterator[TurnEvent]:
     """One turn as events: `metadata`, `sources` (before any token), `token`s from the summarize node,
     `error` if the model failed mid-stream, and `end` once the turn is recorded. `end.answer` is the answer of
     record: after an `error` it replaces the tokens streamed so far. `end.timings` splits the turn's time in
     this process: turn start to the model request (retrieval included), the model's time to its first
     chunk, that chunk to the first `token` event, and the whole turn. Closing the iterator cancels the turn
-    before it is recorded.
+    before it is recorded, and leaves the thread's checkpoint as it was. `gate`: as for `run_turn`; a busy
+    thread raises ThreadBusyError before any event.
     """
-    clock = _TurnClock(start=time.perf_counter())
     thread = thread_id or new_thread_id()
+    async with (
+        _atomic_turn(graph, thread, gate) as turn,
+        aclosing(_stream_events(graph, message, thread, context, history, turn)) as events,
+    ):
+        # Closing `events` first stops the graph, then the rollback (if any) runs on a quiet thread.
+        async for event in events:
+            yield event
+
+
+async def _stream_events(
+    graph: DocentGraph,
+    message: str,
+    thread: str,
+    context: DocentContext | None,
+    history: Sequence[PriorMessage] | None,
+    turn: _Turn,
+) -> AsyncGenerator[TurnEvent, None]:
+    clock = _TurnClock(start=time.perf_counter())
     run_id = uuid.uuid4()
     config: RunnableConfig = {"configurable": {"thread_id": thread}, "run_id": run_id}
     yield "metadata", {"thread_id": thread, "run_id": str(run_id)}
     answer: dict[str, Any] = {}
     streamed = False
     async for mode, payload in _graph_parts(
-        graph, _input(message, history), config, context or DocentContext()
+        graph, _input(message, history), config, context or DocentContext(), turn
     ):
         if mode == "messages":
             chunk, meta = payload
@@ -146,21 +210,31 @@ async def stream_turn(
 
 
 async def _graph_parts(
-    graph: DocentGraph, state: InputState, config: RunnableConfig, context: DocentContext
+    graph: DocentGraph,
+    state: InputState,
+    config: RunnableConfig,
+    context: DocentContext,
+    turn: _Turn,
+    modes: Sequence[str] = ("updates", "messages", "custom", "tasks"),
 ) -> AsyncIterator[tuple[str, Any]]:
     """graph.astream run in its own task. However the consumer is stopped (a plain task cancel, or an anyio
     cancel scope as sse-starlette uses, which LangGraph would wait out), the graph task is cancelled and
-    awaited, so the model's stream is closed before this returns.
+    awaited, so the model's stream is closed before this returns; except once the persist node has started:
+    the turn is then answered, and the graph is let finish (a record and its checkpoint, both or neither).
     """
     parts: asyncio.Queue[tuple[str, Any] | BaseException | None] = asyncio.Queue()
+    stream_mode = list(dict.fromkeys([*modes, "tasks"]))
 
     async def produce() -> None:
         try:
-            stream = graph.astream(
-                state, config, context=context, stream_mode=["updates", "messages", "custom", "tasks"]
-            )
+            stream = graph.astream(state, config, context=context, stream_mode=stream_mode)  # type: ignore[arg-type]
             async for part in cast(AsyncIterator[tuple[str, Any]], stream):
-                parts.put_nowait(part)
+                mode, payload = part
+                if mode == "tasks" and payload.get("name") == "persist":
+                    turn.persisting = True
+                if mode in modes:
+                    parts.put_nowait(part)
+            turn.finished = True
             parts.put_nowait(None)
         except Exception as exc:  # handed to the consumer, who raises it
             parts.put_nowait(exc)
@@ -173,6 +247,7 @@ async def _graph_parts(
             yield item
     finally:
         if not producer.done():
-            producer.cancel()
+            if not turn.persisting:
+                producer.cancel()
             with anyio.CancelScope(shield=True):
                 await asyncio.wait([producer])
