@@ -3,6 +3,7 @@ hands them to routes as one typed `AppResources` (api.deps)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -18,7 +19,7 @@ from api.middleware.body_limit import BodyLimitMiddleware
 from api.middleware.observability import install_observability
 from api.openai_errors import OPENAI_PREFIX, install_openai_errors, openai_error
 from api.probes import ProbeRunner
-from api.routes import health, ingest, invoke, openai_compat, sources, stream, threads, ws
+from api.routes import health, ingest, invoke, openai_compat, sources, stream, threads, workspaces, ws
 from api.routes.ui import install_ui
 from api.security.auth import require
 from api.security.guardrail import Guardrail
@@ -28,6 +29,7 @@ from core.retrieval.vector_store import CollectionError
 from core.settings import Settings, get_settings
 from core.storage.keys import open_keyring
 from graph.build import Docent, open_docent
+from graph.multitask import ThreadBusyError
 from ingest.jobs import IngestJobs
 from ingest.pipeline import Ingestor
 
@@ -55,6 +57,9 @@ def create_app(
         try:
             async with opener(config) as docent:
                 services = docent.services
+                # The ingest jobs' own threads: ingestion never runs on the default executor that the
+                # request path's worker threads (asyncio.to_thread) share.
+                ingest_jobs = IngestJobs.from_settings(config)
                 # Set once, here; nothing writes app state after start-up. (Not Starlette's lifespan state:
                 # `langgraph dev` runs a mounted app's lifespan itself and drops it.)
                 app.state.docent = AppResources(
@@ -63,11 +68,15 @@ def create_app(
                         keyring=keyring,
                         guardrail=Guardrail(config.blocked_patterns),
                         rate_limiter=limiter,
-                        ingest_jobs=IngestJobs(),
+                        ingest_jobs=ingest_jobs,
                         ingestor=Ingestor(config, services.embedder, services.store),
                         probes=ProbeRunner(),
                 )
-                yield
+                try:
+                    yield
+                finally:  # before the stores close under them
+                    if stuck := await asyncio.to_thread(ingest_jobs.close):
+                        log.warning("%d ingest jobs were still fetching at shutdown", stuck)
         finally:
             if limiter is not None:
                 await limiter.aclose()
@@ -87,6 +96,7 @@ def create_app(
     app.include_router(ws.router)
     app.include_router(ingest.router)
     app.include_router(sources.router)
+    app.include_router(workspaces.router)
     if not mounted_in_studio:
         app.include_router(threads.router)
         install_ui(app)
@@ -94,6 +104,7 @@ def create_app(
     install_openai_errors(app)
     app.add_exception_handler(UnknownModelError, _client_error(400))
     app.add_exception_handler(CollectionError, _client_error(409))
+    app.add_exception_handler(ThreadBusyError, _client_error(409))
     app.add_middleware(
         BodyLimitMiddleware, limit=config.max_body_bytes, overrides={"/ingest": config.max_upload_bytes}
     )

@@ -52,6 +52,11 @@ def get_services(connection: HTTPConnection) -> Services:
     return get_resources(connection).docent.services
 
 
+def get_docent(connection: HTTPConnection) -> Docent:
+    """The opened Docent: services, checkpointer, graph and turn gate."""
+    return get_resources(connection).docent
+
+
 def get_graph(connection: HTTPConnection) -> DocentGraph:
     """The graph compiled at start-up."""
     return get_resources(connection).docent.graph
@@ -71,5 +76,6 @@ ResourcesDep = Annotated[AppResources, Depends(get_resources)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 ServicesDep = Annotated[Services, Depends(get_services)]
 GraphDep = Annotated[DocentGraph, Depends(get_graph)]
+DocentDep = Annotated[Docent, Depends(get_docent)]
 RecordsDep = Annotated[SqliteRecords, Depends(get_records)]
 JobsDep = Annotated[IngestJobs, Depends(get_jobs)]

@@ -1,10 +1,12 @@
-"""The `docent` command: ingest, ask, serve, eval, sources, reindex and keys.
+"""The `docent` command: ingest, ask, serve, eval, sources, reindex, keys and workspaces.
 
 Only the app is assembled here; each command imports what it needs when it runs, so `docent --help` (and
 any command's `--help`) starts in a fraction of a second.
 """
 
 from __future__ import annotations
+
+import os
 
 import typer
 
@@ -14,6 +16,7 @@ from cli.ingest import ingest, reindex
 from cli.keys import keys_app
 from cli.serve import serve
 from cli.sources import sources_app
+from cli.workspaces import workspaces_app
 
 # Plain (click) help: rendering it with rich would double `docent --help`'s start-up time.
 app = typer.Typer(
@@ -28,10 +31,12 @@ app.command()(ask)
 app.command()(serve)
 app.add_typer(sources_app, name="sources")
 app.add_typer(keys_app, name="keys")
+app.add_typer(workspaces_app, name="workspaces")
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. Files Docent writes (stores, uploads, keys) are its owner's alone."""
+    os.umask(0o077)
     app()
 
 

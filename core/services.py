@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from core.retrieval.embedders import Embedder, LazyEmbedder, make_embedder
@@ -41,6 +42,8 @@ class Services:
         if (found := self._opened.get(name)) is not None:
             return cast(T, found)
         with self._lock:
+            if "data_dir" not in self._opened:
+                self._opened["data_dir"] = _private_dir(self.settings.data_dir)
             if name not in self._opened:
                 self._opened[name] = open_()
             return cast(T, self._opened[name])
@@ -105,7 +108,13 @@ class Services:
         """One durable row per answered turn, and thread ownership."""
         from core.storage.records import SqliteRecords
 
-        return self._once("records", lambda: SqliteRecords(self.settings.records_db))
+        return self._once("records", lambda: SqliteRecords(self.settings.records_db, self._key_owners))
+
+    def _key_owners(self) -> dict[str, tuple[str, str]]:
+        """Key name -> (id, workspace) of the configured keys: how threads owned by names are migrated."""
+        from core.storage.keys import all_keys
+
+        return {spec.name: (spec.id, spec.workspace) for spec in all_keys(self.settings)}
 
     def open_all(self) -> Services:
         """Open every resource now (blocking: call it in a worker thread from async code)."""
@@ -121,6 +130,15 @@ class Services:
             resource = opened.get(name)
             if resource is not None:
                 resource.close()
+
+
+def _private_dir(path: Path) -> Path:
+    """The data dir, created if need be and readable by its owner only (0700): it holds every tenant's
+    documents, conversations and key hashes, whatever the process's umask made of the files inside."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
 
 
 def open_services(settings: Settings) -> Services:

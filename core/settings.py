@@ -142,6 +142,65 @@ class Settings(BaseSettings):
         3, ge=1, le=10, description="Sentences the extractive answerer quotes at most."
     )
 
+    # Safe URL fetching (ingest/fetch.py)
+    fetch_allow: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Intranet sources POST /ingest may fetch although their addresses are private: host names, "
+            'host:port or CIDRs, as a JSON list (e.g. ["wiki.corp", "10.2.0.0/16"]).'
+        ),
+    )
+    fetch_max_wire_bytes: int = Field(
+        50_000_000, ge=1, description="Bytes one fetched response may send on the wire (compressed)."
+    )
+    fetch_max_bytes: int = Field(
+        50_000_000, ge=1, description="Bytes one fetched response may hold once decompressed."
+    )
+    fetch_max_html_bytes: int = Field(
+        10_000_000, ge=1, description="Largest fetched HTML page handed to the HTML parser."
+    )
+    fetch_deadline_s: float = Field(
+        60.0, gt=0, description="Wall-clock limit for one URL: connect, every redirect and the body."
+    )
+    ingest_max_urls: int = Field(
+        100, ge=1, le=1000, description="URLs one POST /ingest may carry (the schema's ceiling is 1000)."
+    )
+
+    # Workspaces
+    collection_cache_size: int = Field(
+        256,
+        ge=1,
+        le=100_000,
+        description="Chroma collection handles a process keeps open at most (least recently used dropped).",
+    )
+
+    # Ingest jobs and turns (isolation, one turn at a time per thread)
+    turn_multitask: Literal["reject", "enqueue"] = Field(
+        "reject",
+        description="A second turn on a thread that is answering one: `reject` (HTTP 409, LangGraph Server's"
+        " default) or `enqueue` (it waits its turn, at most DOCENT_TURN_WAIT_S).",
+    )
+    turn_wait_s: float = Field(30.0, gt=0, description="Longest wait of an enqueued turn before a 409.")
+    ingest_max_running_jobs: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Ingest jobs the server runs at once, on their own threads (never the query path's).",
+    )
+    ingest_max_queued_jobs: int = Field(
+        8,
+        ge=0,
+        le=10_000,
+        description="Jobs that wait (status `queued`) once the running ones are at the cap; beyond, POST"
+        " /ingest is a 503 with Retry-After.",
+    )
+    ingest_job_ttl_s: float = Field(
+        3600.0, gt=0, description="How long a finished job stays readable at GET /ingest/{id} (then 404)."
+    )
+    ingest_jobs_kept: int = Field(
+        1000, ge=1, description="Finished jobs kept at most; the oldest are forgotten first."
+    )
+
     # HTTP API: keys, limits, guardrail, observability
     auth: Literal["on", "off"] = Field(
         "on", description="`off` serves every route without a key (the server warns at start)."

@@ -7,18 +7,18 @@ from importlib.metadata import version
 from typing import Literal
 
 import httpx
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from pydantic import BaseModel, ConfigDict
 
 from api.deps import ResourcesDep, ServicesDep
 from api.probes import CHECK_TIMEOUT_S, Probe
+from api.routes import docent_router
 from api.schemas import Health
 from core.answering.providers import model_probe, provider_of
 from core.services import Services
 
-router = APIRouter(tags=["health"])
+router = docent_router(tags=["health"])
 
 # A thread id no request can use (thread ids are validated), read by the checkpointer check.
 _PROBE_THREAD = "__docent_ready__"

@@ -6,10 +6,11 @@ import asyncio
 import logging
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import HTTPException, Request
 from pydantic import TypeAdapter
 
-from api.deps import GraphDep, ServicesDep, get_records
+from api.deps import DocentDep, get_records
+from api.routes import docent_router
 from api.schemas import (
     AUTH_ERRORS,
     TURN_ERRORS,
@@ -27,46 +28,42 @@ from api.schemas import (
 from api.security.auth import QueryCaller, charge
 from api.security.limits import check_question
 from api.security.ownership import thread_for_turn
+from api.security.workspaces import turn_context
 from core.answering.providers import UnknownModelError
 from core.retrieval.vector_store import CollectionError, EmbeddingMismatchError
 from core.storage.keys import Principal
 from core.types import TurnOutput
-from graph.build import DocentGraph
+from graph.build import Docent
+from graph.multitask import ThreadBusyError
 from graph.turn import run_turn
 
-router = APIRouter(tags=["invoke"])
+router = docent_router(tags=["invoke"])
 OUTPUT_SCHEMA = TypeAdapter(TurnOutput).json_schema()
 log = logging.getLogger(__name__)
 
 
-async def answer(
-    request: Request, graph: DocentGraph, caller: Principal, body: InvokeRequest
-) -> InvokeResponse:
+async def answer(request: Request, docent: Docent, caller: Principal, body: InvokeRequest) -> InvokeResponse:
     """One checked turn on a thread the caller owns (shared by /invoke and /batch)."""
     knobs = body.config.configurable
     check_question(request, body.input.message, knobs)
+    context = await turn_context(docent.services, caller, body.run_context())
     thread = await thread_for_turn(get_records(request), caller, knobs.thread_id)
-    result = await run_turn(graph, body.input.message, thread_id=thread, context=body.run_context())
+    result = await run_turn(
+        docent.graph, body.input.message, thread_id=thread, context=context, gate=docent.turns
+    )
     return InvokeResponse.model_validate(result.response())
 
 
 @router.post(
     "/invoke",
     response_model=InvokeResponse,
-    responses={
-        **TURN_ERRORS,
-        409: {
-            "model": ErrorBody,
-            "description": "The collection cannot be searched: another embedder filled it,"
-            " or Chroma refuses the name.",
-        },
-    },
+    responses=TURN_ERRORS,
 )
 async def invoke(
-    body: InvokeRequest, request: Request, graph: GraphDep, caller: QueryCaller
+    body: InvokeRequest, request: Request, docent: DocentDep, caller: QueryCaller
 ) -> InvokeResponse:
     """Answer a question on a thread (a new one when `config.configurable.thread_id` is omitted)."""
-    return await answer(request, graph, caller, body)
+    return await answer(request, docent, caller, body)
 
 
 def _failure(exc: Exception) -> BatchError:
@@ -74,7 +71,7 @@ def _failure(exc: Exception) -> BatchError:
         return BatchError(status=exc.status_code, detail=str(exc.detail))
     if isinstance(exc, UnknownModelError):
         return BatchError(status=400, detail=str(exc))
-    if isinstance(exc, EmbeddingMismatchError | CollectionError):
+    if isinstance(exc, EmbeddingMismatchError | CollectionError | ThreadBusyError):
         return BatchError(status=409, detail=str(exc))
     log.exception("batch input failed", exc_info=exc)
     return BatchError(status=500, detail=f"internal error: {type(exc).__name__}")
@@ -94,11 +91,13 @@ def _failure(exc: Exception) -> BatchError:
     },
 )
 async def batch(
-    body: BatchRequest, request: Request, graph: GraphDep, services: ServicesDep, caller: QueryCaller
+    body: BatchRequest, request: Request, docent: DocentDep, caller: QueryCaller
 ) -> BatchResponse:
-    """Answer several inputs, a few at a time; each input counts against the rate limit. One input's failure
-    is reported in `errors` at its index and does not fail the others.
+    """Answer several inputs, a few at a time; each input counts against the rate limit. Inputs that share a
+    thread id run one after another, in the order given. One input's failure is reported in `errors` at its
+    index and does not fail the others.
     """
+    services = docent.services
     limit = services.settings.batch_max_items
     if len(body.inputs) > limit:
         raise HTTPException(422, f"{len(body.inputs)} inputs; a batch takes at most {limit}")
@@ -106,16 +105,22 @@ async def batch(
     if len(configs) != len(body.inputs):
         raise HTTPException(422, f"{len(configs)} configs for {len(body.inputs)} inputs")
     await charge(request, caller, len(body.inputs) - 1)
-    gate = asyncio.Semaphore(services.settings.batch_concurrency)
+    slots = asyncio.Semaphore(services.settings.batch_concurrency)
+    results: list[InvokeResponse | BatchError | None] = [None] * len(body.inputs)
+    lines: dict[str, list[int]] = {}  # inputs by thread (an input without one starts its own)
+    for index, config in enumerate(configs):
+        lines.setdefault(config.configurable.thread_id or f"#{index}", []).append(index)
 
-    async def one(item: InvokeInput, config: InvokeConfig) -> InvokeResponse | BatchError:
-        async with gate:
-            try:
-                return await answer(request, graph, caller, InvokeRequest(input=item, config=config))
-            except Exception as exc:  # reported per input
-                return _failure(exc)
+    async def run_line(indexes: list[int]) -> None:
+        for index in indexes:
+            async with slots:
+                request_body = InvokeRequest(input=body.inputs[index], config=configs[index])
+                try:
+                    results[index] = await answer(request, docent, caller, request_body)
+                except Exception as exc:  # reported per input
+                    results[index] = _failure(exc)
 
-    results = await asyncio.gather(*(one(i, c) for i, c in zip(body.inputs, configs, strict=True)))
+    await asyncio.gather(*(run_line(indexes) for indexes in lines.values()))
     return BatchResponse(
         output=[r.output if isinstance(r, InvokeResponse) else None for r in results],
         errors=[r if isinstance(r, BatchError) else None for r in results],

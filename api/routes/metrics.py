@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import HTTPException, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-router = APIRouter(tags=["metrics"])
+from api.routes import docent_router
+
+router = docent_router(tags=["metrics"])
 EXAMPLE = """\
 # HELP docent_http_requests_total HTTP requests answered, by route template, method and status.
 # TYPE docent_http_requests_total counter

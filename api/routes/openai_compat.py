@@ -9,11 +9,12 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import HTTPException, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.deps import GraphDep, ServicesDep
+from api.deps import DocentDep, ServicesDep
 from api.openai_errors import openai_error_body
+from api.routes import docent_router
 from api.routes.stream import STREAM_HEADERS
 from api.schemas import Configurable
 from api.schemas.openai import (
@@ -31,12 +32,14 @@ from api.schemas.openai import (
 from api.security.auth import QueryCaller
 from api.security.limits import check_question
 from api.security.ownership import thread_for_turn
+from api.security.workspaces import readable_collection
 from core.retrieval.vector_store import CollectionError
 from core.services import Services
 from core.types import Citation, DocentContext, PriorMessage, TurnOutput, TurnResult, turn_output
+from graph.multitask import ThreadBusyError
 from graph.turn import run_turn, stream_turn
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = docent_router(prefix="/v1", tags=["openai"])
 STARTED = int(time.time())
 _EXAMPLE_CHUNK = {
     "id": "chatcmpl-3a30",
@@ -180,7 +183,7 @@ async def _chunks(
                 )
                 if include_usage:
                     yield chunk(None, usage=_usage(output).model_dump())
-    except CollectionError as exc:
+    except (CollectionError, ThreadBusyError) as exc:
         yield ServerSentEvent(data=json.dumps(openai_error_body(409, str(exc))))
     yield ServerSentEvent(data="[DONE]")
 
@@ -197,20 +200,28 @@ async def _chunks(
     },
 )
 async def chat_completions(
-    body: ChatCompletionRequest, request: Request, graph: GraphDep, services: ServicesDep, caller: QueryCaller
+    body: ChatCompletionRequest, request: Request, docent: DocentDep, caller: QueryCaller
 ) -> ChatCompletion | EventSourceResponse:
     """Answer the last user message from the ingested documents; citations are appended to the text and
     given in `citations`. Pass `thread_id` (the response's) to continue a Docent thread."""
     question, history = _question(body)
+    services = docent.services
     model = _model(body, services)
     check_question(request, question, Configurable(k=body.k))
+    collection = await readable_collection(services, caller, body.collection)
     thread = await thread_for_turn(services.records, caller, body.thread_id)
-    context = DocentContext(k=body.k, collection=body.collection, retriever=body.retriever, model=model)
+    context = DocentContext(k=body.k, collection=collection, retriever=body.retriever, model=model)
     prior = None if body.thread_id else history
     if not body.stream:
-        return _completion(await run_turn(graph, question, thread_id=thread, context=context, history=prior))
+        return _completion(
+            await run_turn(
+                docent.graph, question, thread_id=thread, context=context, history=prior, gate=docent.turns
+            )
+        )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    events = stream_turn(graph, question, thread_id=thread, context=context, history=prior)
+    events = stream_turn(
+        docent.graph, question, thread_id=thread, context=context, history=prior, gate=docent.turns
+    )
     return EventSourceResponse(
         _chunks(events, include_usage, body.model), headers=STREAM_HEADERS, ping=15, sep="\n"
     )

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import HTTPException, Path, Query
 
 from api.deps import JobsDep, ServicesDep
+from api.routes import docent_router
 from api.schemas import AUTH_ERRORS, COLLECTION_PATTERN, ErrorBody, JobConflict, SourceOut, SourceRemoved
 from api.security.auth import IngestCaller, QueryCaller
+from api.security.workspaces import readable_collection, visible_collection
 
-router = APIRouter(tags=["sources"])
+router = docent_router(tags=["sources"])
 CollectionQuery = Annotated[
     str | None,
     Query(pattern=COLLECTION_PATTERN, description="Collection (default: the server's).", examples=["docent"]),
@@ -21,14 +23,21 @@ SourceId = Annotated[
 ]
 
 
-@router.get("/sources", response_model=list[SourceOut], responses=AUTH_ERRORS)
+@router.get(
+    "/sources",
+    response_model=list[SourceOut],
+    responses={**AUTH_ERRORS, 404: {"model": ErrorBody, "description": "No such collection here."}},
+)
 async def list_sources(
     services: ServicesDep, caller: QueryCaller, collection: CollectionQuery = None
 ) -> list[SourceOut]:
-    """Every source of a collection, with its hash, chunk count, embedding model and last error."""
-    name = collection or services.settings.collection
+    """Every source of one of the caller's workspace's collections, with its hash, chunk count, embedding
+    model and last error."""
+    name = await readable_collection(services, caller, collection)
     records = await asyncio.to_thread(services.store.sources.list, name)
-    return [SourceOut.model_validate(r.to_dict()) for r in records]
+    return [
+        SourceOut.model_validate({**r.to_dict(), "collection": visible_collection(name)}) for r in records
+    ]
 
 
 @router.delete(
@@ -47,12 +56,13 @@ async def delete_source(
     caller: IngestCaller,
     collection: CollectionQuery = None,
 ) -> SourceRemoved:
-    """Remove a source's chunks from both indexes, and its record; refused while a job writes there."""
-    name = collection or services.settings.collection
+    """Remove a source's chunks from both indexes, and its record; refused while a job writes there. Another
+    workspace's source is a 404, like one that does not exist."""
+    name = await readable_collection(services, caller, collection)
     record = await asyncio.to_thread(services.store.sources.get, name, source_id)
     if record is None:
-        raise HTTPException(404, f"no source {source_id!r} in collection {name!r}")
-    if (running := jobs.running(name)) is not None:
-        raise HTTPException(409, f"an ingest job is running on collection {name!r}: {running}")
+        raise HTTPException(404, f"no source {source_id!r} in collection {visible_collection(name)!r}")
+    if jobs.running(name) is not None:  # which job, and whose, is not this caller's business
+        raise HTTPException(409, "an ingest job is already running on this collection")
     removed = await asyncio.to_thread(services.store.remove_source, name, record.uri)
     return SourceRemoved(id=record.id, uri=record.uri, chunks_removed=removed)

@@ -6,19 +6,23 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.deps import GraphDep, ServicesDep
+from api.deps import DocentDep
+from api.routes import docent_router
 from api.schemas import TURN_ERRORS, InvokeRequest
 from api.security.auth import QueryCaller
 from api.security.limits import check_question
 from api.security.ownership import thread_for_turn
+from api.security.workspaces import turn_context
 from core.retrieval.vector_store import CollectionError
-from graph.build import DocentGraph
+from core.types import DocentContext
+from graph.build import Docent
+from graph.multitask import ThreadBusyError
 from graph.turn import stream_turn
 
-router = APIRouter(tags=["stream"])
+router = docent_router(tags=["stream"])
 
 # Proxies must pass each event on as it comes, and nobody may cache a live answer.
 STREAM_HEADERS = {"X-Accel-Buffering": "no", "Cache-Control": "no-cache"}
@@ -45,17 +49,21 @@ data: {"answer": "Bokashi is a Japanese method that ferments food scraps in an a
 
 
 async def turn_events(
-    graph: DocentGraph, body: InvokeRequest, thread_id: str
+    docent: Docent, body: InvokeRequest, thread_id: str, context: DocentContext
 ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """The events of one turn on a thread the caller owns, shared by /stream and /ws. A collection error,
-    which /invoke answers with a 409, becomes an in-band `error` event: the stream has already begun.
+    """The events of one turn on a thread the caller owns, shared by /stream and /ws. A collection error or a
+    busy thread, which /invoke answers with a 409, becomes an in-band `error` event: the stream has begun.
     """
     try:
         async for name, data in stream_turn(
-            graph, body.input.message, thread_id=thread_id, context=body.run_context()
+            docent.graph,
+            body.input.message,
+            thread_id=thread_id,
+            context=context,
+            gate=docent.turns,
         ):
             yield name, data
-    except CollectionError as exc:
+    except (CollectionError, ThreadBusyError) as exc:
         yield "error", {"detail": str(exc), "status": 409}
 
 
@@ -71,18 +79,19 @@ async def turn_events(
     },
 )
 async def stream(
-    body: InvokeRequest, request: Request, graph: GraphDep, services: ServicesDep, caller: QueryCaller
+    body: InvokeRequest, request: Request, docent: DocentDep, caller: QueryCaller
 ) -> EventSourceResponse:
     """Answer like /invoke, streaming tokens as they are generated. A client that disconnects cancels the
     turn, which is then not recorded.
     """
-    knobs = body.config.configurable
+    knobs, services = body.config.configurable, docent.services
     services.answerers.get(knobs.model)  # an unknown model is a 400, before any event
     check_question(request, body.input.message, knobs)
+    context = await turn_context(services, caller, body.run_context())
     thread = await thread_for_turn(services.records, caller, knobs.thread_id)
 
     async def events() -> AsyncIterator[ServerSentEvent]:
-        async for name, data in turn_events(graph, body, thread):
+        async for name, data in turn_events(docent, body, thread, context):
             yield ServerSentEvent(event=name, data=json.dumps(data))
 
     return EventSourceResponse(events(), headers=STREAM_HEADERS, ping=15)

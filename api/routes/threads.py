@@ -8,9 +8,10 @@ import io
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 
 from api.deps import RecordsDep, ResourcesDep
+from api.routes import docent_router
 from api.schemas import (
     AUTH_ERRORS,
     SAMPLE_MESSAGES,
@@ -26,7 +27,7 @@ from api.security.auth import QueryCaller
 from api.security.ownership import OwnedThread, thread_for_turn
 from core.storage.records import SqliteRecords, ThreadInfo
 
-router = APIRouter(tags=["threads"])
+router = docent_router(tags=["threads"])
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such thread for this key."}
@@ -73,7 +74,9 @@ async def list_threads(
     offset: Annotated[int, Query(ge=0, le=1_000_000, description="Threads to skip.", examples=[0])] = 0,
 ) -> ThreadList:
     """The calling key's threads, most recently updated first, with title (first question) and turn count."""
-    infos, total = await asyncio.to_thread(records.threads, caller.name, limit=limit, offset=offset)
+    infos, total = await asyncio.to_thread(
+        records.threads, caller.id, limit=limit, offset=offset, workspace=caller.workspace
+    )
     return ThreadList(threads=[_summary(i) for i in infos], total=total, limit=limit, offset=offset)
 
 
@@ -122,6 +125,16 @@ def _page(page: int | None) -> str:
     return f", page {page}" if page else ""
 
 
+# A cell a spreadsheet would run as a formula (CSV injection): shown as text, behind a leading quote.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _csv(messages: list[MessageOut]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
@@ -131,21 +144,20 @@ def _csv(messages: list[MessageOut]) -> str:
             f"[{c['n']}] {c['title']} ({c['source']}{_page(c['page'])})" for c in m.citations or []
         )
         usage = m.usage
-        writer.writerow(
-            [
-                m.created_at,
-                m.role,
-                m.content,
-                m.model or "",
-                cites,
-                usage["prompt_tokens"] if usage else "",
-                usage["completion_tokens"] if usage else "",
-                usage["estimated"] if usage else "",
-                "" if m.cost is None else m.cost,
-                "" if m.degraded is None else m.degraded,
-                m.degraded_reason or "",
-            ]
-        )
+        row = [
+            m.created_at,
+            m.role,
+            m.content,
+            m.model or "",
+            cites,
+            usage["prompt_tokens"] if usage else "",
+            usage["completion_tokens"] if usage else "",
+            usage["estimated"] if usage else "",
+            "" if m.cost is None else m.cost,
+            "" if m.degraded is None else m.degraded,
+            m.degraded_reason or "",
+        ]
+        writer.writerow([_cell(value) for value in row])
     return out.getvalue()
 
 

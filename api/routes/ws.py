@@ -6,20 +6,22 @@ import asyncio
 import contextlib
 import json
 
-from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi import HTTPException, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from api.deps import get_resources
+from api.routes import docent_router
 from api.routes.stream import turn_events
 from api.schemas import InvokeRequest
 from api.security.auth import charge, identify
 from api.security.limits import check_question
 from api.security.ownership import thread_for_turn
+from api.security.workspaces import turn_context
 from core.answering.providers import UnknownModelError
 from core.storage.keys import Principal
 
-router = APIRouter(tags=["stream"])
+router = docent_router(tags=["stream"])
 
 
 async def _admit(websocket: WebSocket) -> Principal | None:
@@ -48,7 +50,7 @@ async def ws(websocket: WebSocket) -> None:
     socket cancels the turn in flight, which is then not recorded.
     """
     docent = get_resources(websocket).docent
-    graph, services = docent.graph, docent.services
+    services = docent.services
     caller = await _admit(websocket)
     if caller is None:
         return
@@ -72,6 +74,7 @@ async def ws(websocket: WebSocket) -> None:
             services.answerers.get(knobs.model)
             await charge(websocket, caller, 1)
             check_question(websocket, body.input.message, knobs)
+            context = await turn_context(services, caller, body.run_context())
             thread = await thread_for_turn(services.records, caller, knobs.thread_id)
         except ValidationError as exc:
             await refuse(422, json.loads(exc.json(include_url=False)))
@@ -82,7 +85,7 @@ async def ws(websocket: WebSocket) -> None:
         except HTTPException as exc:
             await refuse(exc.status_code, exc.detail)
             return
-        async for name, data in turn_events(graph, body, thread):
+        async for name, data in turn_events(docent, body, thread, context):
             await websocket.send_json({"event": name, "data": data})
 
     receiver = asyncio.create_task(receive())

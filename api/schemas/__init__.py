@@ -215,6 +215,11 @@ TURN_ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "Unknown model, blocked by the input guardrail, or a body that is not UTF-8 JSON.",
     },
     404: {"model": ErrorBody, "description": "The thread belongs to another key."},
+    409: {
+        "model": ErrorBody,
+        "description": "The thread is answering another turn (DOCENT_TURN_MULTITASK), or the collection"
+        " cannot be searched.",
+    },
     413: {"model": ErrorBody, "description": "Body too large."},
     422: {"model": ValidationErrorBody, "description": "Invalid body, or over the message/k limits."},
 }
@@ -287,7 +292,10 @@ class IngestRequest(BaseModel):
         },
     )
     urls: list[Annotated[str, Field(pattern=r"^https?://")]] = Field(
-        default_factory=list, max_length=1000, description="http(s) URLs to fetch."
+        default_factory=list,
+        max_length=1000,
+        description="http(s) URLs to fetch: at most DOCENT_INGEST_MAX_URLS (100; never over 1000). Each is"
+        " fetched only from a public address or one in DOCENT_FETCH_ALLOW.",
     )
     files: list[UploadedFile] = Field(default_factory=list, max_length=200, description="Files to ingest.")
     collection: str | None = Field(
@@ -302,6 +310,7 @@ SAMPLE_JOB: dict[str, Any] = {
     "id": "1c6c2d41e1db4a1c972345614299e449",
     "collection": "docent",
     "status": "done",
+    "cancel_requested": False,
     "done": 1,
     "total": 1,
     "current": None,
@@ -338,7 +347,13 @@ class IngestJobOut(BaseModel):
 
     id: str
     collection: str
-    status: Literal["running", "done", "failed"]
+    status: Literal["queued", "running", "done", "failed", "cancelled"] = Field(
+        description="`queued` until an ingest thread is free (DOCENT_INGEST_MAX_RUNNING_JOBS), then"
+        " `running`; `cancelled` after DELETE /ingest/{id}."
+    )
+    cancel_requested: bool = Field(
+        False, description="DELETE /ingest/{id} was called; a running job stops before its next source."
+    )
     done: int = Field(description="Sources finished so far.")
     total: int | None = Field(None, description="Sources in the job, once known.")
     current: str | None = None
@@ -414,7 +429,7 @@ class JobConflict(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "detail": "an ingest job is already running on collection 'docent'",
+                    "detail": "an ingest job is already running on this collection",
                     "job_id": "1c6c2d41e1db4a1c972345614299e449",
                 }
             ]
@@ -422,7 +437,9 @@ class JobConflict(BaseModel):
     )
 
     detail: str
-    job_id: str
+    job_id: str | None = Field(
+        None, description="The running job's id when this key started it; null when another key did."
+    )
 
 
 class ThreadCreated(BaseModel):

@@ -249,7 +249,10 @@ OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
     401: _openai_error("Missing or unknown API key."),
     403: _openai_error("The key lacks the scope this route needs."),
     404: _openai_error("Unknown model, or the thread belongs to another key."),
-    409: {"model": OpenAIError, "description": "The collection cannot be searched (its name or embedder)."},
+    409: {
+        "model": OpenAIError,
+        "description": "The thread is answering another turn, or the collection cannot be searched.",
+    },
     # A body whose Content-Length is over the limit is refused before routing, in the plain shape.
     413: {"model": OpenAIError, "description": "Body too large."},
     422: _openai_error("Invalid body, or over the server's message/k limits."),
