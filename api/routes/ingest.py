@@ -13,7 +13,7 @@ from fastapi import HTTPException
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
-from api.deps import JobsDep, ResourcesDep
+from api.deps import JobsDep, ResourcesDep, SettingsDep
 from api.routes import docent_router
 from api.schemas import (
     AUTH_ERRORS,
@@ -27,6 +27,7 @@ from api.schemas import (
 )
 from api.security.auth import IngestCaller
 from api.security.workspaces import visible_collection, workspace_collection
+from core.storage.sources import shown_uri
 from ingest.jobs import IngestJob, IngestJobs, JobConflictError, JobQueueFullError
 
 router = docent_router(tags=["ingest"])
@@ -108,7 +109,7 @@ async def start_ingest(
             jobs.fail(job, f"cannot save the uploaded files: {exc}")
             raise HTTPException(500, job.error) from exc
     jobs.start(job, resources.ingestor)
-    return _job_out(job)
+    return _job_out(job, settings.data_dir)
 
 
 JobId = Annotated[
@@ -128,11 +129,12 @@ JOB_REPLIES: dict[int | str, dict[str, Any]] = {
 async def ingest_status(
     job_id: JobId,
     jobs: JobsDep,
+    settings: SettingsDep,
     caller: IngestCaller,
 ) -> IngestJobOut:
     """A job's progress, per-source results so far, and its summary once done (only to the key that started
     it). Finished jobs are forgotten after DOCENT_INGEST_JOB_TTL_S (then 404)."""
-    return _job_out(_owned_job(jobs, job_id, caller.id))
+    return _job_out(_owned_job(jobs, job_id, caller.id), settings.data_dir)
 
 
 @router.delete(
@@ -143,18 +145,27 @@ async def ingest_status(
 async def cancel_ingest(
     job_id: JobId,
     jobs: JobsDep,
+    settings: SettingsDep,
     caller: IngestCaller,
 ) -> IngestJobOut:
     """Cancel a job: a queued one is `cancelled` at once; a running one stops before its next source
     (`cancel_requested` until then), keeping the sources it already committed. A finished job is unchanged."""
     job = _owned_job(jobs, job_id, caller.id)
     jobs.cancel(job)
-    return _job_out(job)
+    return _job_out(job, settings.data_dir)
 
 
-def _job_out(job: IngestJob) -> IngestJobOut:
-    """A job as its owner sees it: its collection by the name the owner's workspace knows it by."""
-    return IngestJobOut.model_validate({**job.to_dict(), "collection": visible_collection(job.collection)})
+def _job_out(job: IngestJob, data_dir: Path) -> IngestJobOut:
+    """A job as its owner sees it: its collection by the name the owner's workspace knows it by, and its
+    sources as answers show them (core.storage.sources.shown_uri: no server paths)."""
+    out = {**job.to_dict(), "collection": visible_collection(job.collection)}
+    if out["current"]:
+        out["current"] = shown_uri(out["current"], data_dir)
+    problems = out["summary"] or {}
+    listed = ("failures", "warnings", "ignored")
+    for entry in [*out["results"], *(p for key in listed for p in problems.get(key, []))]:
+        entry["source"] = shown_uri(entry["source"], data_dir)
+    return IngestJobOut.model_validate(out)
 
 
 def _owned_job(jobs: IngestJobs, job_id: str, owner: str) -> IngestJob:

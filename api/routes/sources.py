@@ -12,6 +12,7 @@ from api.routes import docent_router
 from api.schemas import AUTH_ERRORS, COLLECTION_PATTERN, ErrorBody, JobConflict, SourceOut, SourceRemoved
 from api.security.auth import IngestCaller, QueryCaller
 from api.security.workspaces import readable_collection, visible_collection
+from core.storage.sources import shown_uri
 
 router = docent_router(tags=["sources"])
 CollectionQuery = Annotated[
@@ -35,8 +36,12 @@ async def list_sources(
     model and last error."""
     name = await readable_collection(services, caller, collection)
     records = await asyncio.to_thread(services.store.sources.list, name)
+    data_dir = services.settings.data_dir
     return [
-        SourceOut.model_validate({**r.to_dict(), "collection": visible_collection(name)}) for r in records
+        SourceOut.model_validate(
+            {**r.to_dict(), "uri": shown_uri(r.uri, data_dir), "collection": visible_collection(name)}
+        )
+        for r in records
     ]
 
 
@@ -65,4 +70,5 @@ async def delete_source(
     if jobs.running(name) is not None:  # which job, and whose, is not this caller's business
         raise HTTPException(409, "an ingest job is already running on this collection")
     removed = await asyncio.to_thread(services.store.remove_source, name, record.uri)
-    return SourceRemoved(id=record.id, uri=record.uri, chunks_removed=removed)
+    shown = shown_uri(record.uri, services.settings.data_dir)
+    return SourceRemoved(id=record.id, uri=shown, chunks_removed=removed)

@@ -9,6 +9,7 @@ import numpy as np
 from core.retrieval.chunk_store import ChunkStore
 from core.retrieval.embedders import Embedder
 from core.settings import Settings
+from core.storage.sources import shown_uri
 from core.types import Passage, RetrieverMode
 
 
@@ -49,7 +50,7 @@ class Retriever:
         matrix = self._embedder.embed(list(queries))
         vectors = self._store.vectors
         if len(queries) == 1 and mode == "dense":
-            return vectors.search(collection, matrix[0], k)
+            return [self._shown(p) for p in vectors.search(collection, matrix[0], k)]
         depth = max(k, self._settings.retrieval_depth)
         rankings = [
             (self._rank(query, vector, collection, mode, depth), 1.0)
@@ -59,7 +60,11 @@ class Retriever:
             rankings[0][0] if len(rankings) == 1 else reciprocal_rank_fusion(rankings, self._settings.rrf_k)
         )
         found = vectors.passages(collection, ranked[:k], matrix)
-        return [found[i] for i in ranked[:k] if i in found]
+        return [self._shown(found[i]) for i in ranked[:k] if i in found]
+
+    def _shown(self, passage: Passage) -> Passage:
+        """The passage with its source as answers and citations show it (no server paths)."""
+        return {**passage, "source": shown_uri(passage["source"], self._settings.data_dir)}
 
     def _rank(
         self, query: str, vector: np.ndarray, collection: str, mode: RetrieverMode, depth: int

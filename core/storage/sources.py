@@ -11,6 +11,8 @@ import hashlib
 import sqlite3
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from core.retrieval.keyword_index import KeywordIndex
@@ -158,3 +160,19 @@ class SourceCatalog:
             tx.connection.execute(
                 "UPDATE sources SET embedding_model = ? WHERE collection = ?", (model_id, collection)
             )
+
+
+@lru_cache(maxsize=4096)
+def shown_uri(uri: str, data_dir: Path) -> str:
+    """How a source is shown in answers, citations and listings: a URL as it is; a file by a path that tells
+    nothing of the server's disk (an upload by its path inside the data dir, another file by its path inside
+    the server's working directory, or else its name). The stored URI stays the source's identity."""
+    if "://" in uri:
+        return uri
+    path = Path(uri)
+    if not path.is_absolute():
+        return uri
+    for base in (data_dir.resolve(), Path.cwd()):
+        if path.is_relative_to(base):
+            return str(path.relative_to(base))
+    return path.name

@@ -1,11 +1,14 @@
 """Smaller findings of the attack on `docent serve`, each fixed: lone surrogates gave 500s, the CSV export
-wrote formulas, the data dir was world-readable."""
+wrote formulas, the data dir was world-readable, replies showed server paths."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
+import json
 import stat
+import time
 from pathlib import Path
 
 import httpx
@@ -57,3 +60,30 @@ def test_the_data_dir_is_private_to_its_owner(data_dir: Path) -> None:
         path = data_dir / name
         if path.exists():
             assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, (name, oct(path.stat().st_mode))
+
+
+def test_answers_citations_sources_and_jobs_show_no_server_paths(tmp_path: Path) -> None:
+    """Before: an upload's source was its absolute path under the data dir, in citations, /sources and the
+    job's results."""
+    data_dir = tmp_path / "data"
+    ingest_sample(data_dir)
+    notes = b"The greenhouse thermostat is set to 17 degrees in winter and vented at 27 degrees."
+    upload = {"name": "greenhouse.txt", "content_base64": base64.b64encode(notes).decode()}
+    with docent_server(data_dir, tmp_path / "server.log") as base:
+        started = httpx.post(f"{base}/ingest", json={"files": [upload]}, timeout=60).json()
+        deadline = time.monotonic() + 60
+        job = started
+        while job["status"] in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            job = httpx.get(f"{base}/ingest/{started['id']}", timeout=30).json()
+        assert job["status"] == "done", job
+        body = {"input": {"message": "What is the greenhouse thermostat set to in winter?"}}
+        answer = httpx.post(f"{base}/invoke", json=body, timeout=60)
+        listed = httpx.get(f"{base}/sources", timeout=30)
+    replies = [json.dumps(job), answer.text, listed.text]
+    server_root = str(data_dir.resolve().parent)
+    for text in replies:
+        assert server_root not in text, text[:500]
+    cited = [c["source"] for c in answer.json()["output"]["citations"]]
+    assert any(source.endswith("greenhouse.txt") for source in cited), cited
+    assert not [s for s in [*cited, *(s["uri"] for s in listed.json())] if s.startswith("/")]
