@@ -29,10 +29,10 @@ def ingest(
         bool,
         typer.Option(
             "--allow-private/--refuse-private",
-            help="Fetch URLs on loopback and private addresses (the default: the operator's own run); "
-            "--refuse-private applies the server's address check, for URL lists from others.",
+            help="Also fetch URLs on loopback and private addresses (an intranet); by default the server's"
+            " address check applies (DOCENT_FETCH_ALLOW lists exceptions).",
         ),
-    ] = True,
+    ] = False,
 ) -> None:
     """Ingest URLs, files and directories. Unchanged sources are skipped, changed ones replaced; exit code 1
     when any item failed."""

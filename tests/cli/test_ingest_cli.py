@@ -143,7 +143,7 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         names = ["random-bytes.pdf", "damaged.pdf", "empty.pdf", "scanned.pdf", "locked.pdf", "photo.png"]
         items = [str(files / name) for name in names]
         items += [site.url("/missing"), site.url("/slow"), str(files / "good.html"), site.url("/good")]
-        yield _ingest([*items, "--json"], root / "data", DOCENT_HTTP_TIMEOUT_S="1")
+        yield _ingest([*items, "--json", "--allow-private"], root / "data", DOCENT_HTTP_TIMEOUT_S="1")
 
 
 def test_mixed_run_exits_non_zero(mixed: Run) -> None:
@@ -205,3 +205,13 @@ def test_bad_collection_name_exits_2_with_the_reason(tmp_path: Path) -> None:
     run = _ingest(["--collection", "a b", str(SAMPLE_CORPUS / "composting-basics.html")], tmp_path / "data")
     assert run.done.returncode == 2
     assert "error:" in run.done.stderr and "Got: a b" in run.done.stderr
+
+
+def test_ingest_refuses_a_loopback_url_unless_the_operator_allows_private_addresses(tmp_path: Path) -> None:
+    with serving({"/page": Reply(GOOD_PAGE)}) as site:
+        refused = _ingest([site.url("/page"), "--json"], tmp_path / "data")
+        allowed = _ingest([site.url("/page"), "--json", "--allow-private"], tmp_path / "data")
+    assert refused.done.returncode == 1 and refused.summary["sources"] == 0
+    assert "loopback" in " ".join(refused.reasons().values()), refused.reasons()
+    assert allowed.done.returncode == 0 and allowed.summary["chunks_added"] > 0, allowed.done.stderr
+
