@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-# Run as a script, bench/ comes first on sys.path: the repo root takes its place (`bench.servers` imports).
+# Run as a script, bench/ comes first on sys.path: the repo root takes its place (so bench.support imports).
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench.servers import REPO_ROOT, SAMPLE_CORPUS, VENV_BIN, docent_env  # noqa: E402
+from bench.support.servers import REPO_ROOT, SAMPLE_CORPUS, VENV_BIN, docent_env  # noqa: E402
 
 SMOKE_CORPUS = SAMPLE_CORPUS / "composting-basics.html"
 

@@ -48,11 +48,11 @@ from typing import Any
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# Run as a script, bench/ comes first on sys.path: the repo root takes its place, so that `bench.servers`
+# Run as a script, bench/ comes first on sys.path: the repo root takes its place, so that bench.support
 # imports and bench/ingest.py does not shadow the `ingest` package.
 sys.path[0] = str(REPO_ROOT)
 
-from bench.servers import docent_serving, run_docent  # noqa: E402
+from bench.support.servers import docent_serving, run_docent  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.storage.keys import add_key  # noqa: E402
 

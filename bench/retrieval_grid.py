@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# Run as a script, bench/ comes first on sys.path: the repo root takes its place, so that `bench.servers`
+# Run as a script, bench/ comes first on sys.path: the repo root takes its place, so that bench.support
 # imports and bench/ingest.py does not shadow the `ingest` package.
 sys.path[0] = str(REPO_ROOT)
 

@@ -45,11 +45,11 @@ from pathlib import Path
 from types import FrameType
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# Run as a script, bench/ comes first on sys.path: the repo root takes its place, so that `bench.servers`
+# Run as a script, bench/ comes first on sys.path: the repo root takes its place, so that bench.support
 # imports and bench/ingest.py does not shadow the `ingest` package.
 sys.path[0] = str(REPO_ROOT)
 
-from bench.servers import VENV_BIN, docent_env, docent_server, ingest_sample  # noqa: E402
+from bench.support.servers import VENV_BIN, docent_env, docent_server, ingest_sample  # noqa: E402
 from core.storage.keys import add_key  # noqa: E402
 
 # Every check schemathesis 4 has. use_after_free and ensure_resource_availability act in the stateful phase,
@@ -116,7 +116,7 @@ include-path = "/sources/{source_id}"
 checks.use_after_free.enabled = false
 """
 
-# The server's settings (bench.servers.docent_env drops a developer's own DOCENT_*/OPENAI_* settings).
+# The server's settings (bench.support.servers.docent_env drops a developer's own DOCENT_*/OPENAI_* settings).
 SERVER_ENV = {
     "DOCENT_AUTH": "on",
     "DOCENT_LLM_PROVIDER": "extractive",

@@ -41,11 +41,11 @@ from typing import Any
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# Run as a script, bench/ comes first on sys.path: the repo root takes its place, so that `bench.servers`
+# Run as a script, bench/ comes first on sys.path: the repo root takes its place, so that bench.support
 # imports and bench/ingest.py does not shadow the `ingest` package.
 sys.path[0] = str(REPO_ROOT)
 
-from bench.servers import SAMPLE_CORPUS, SMOLLM2, docent_server, llama_server  # noqa: E402
+from bench.support.servers import SAMPLE_CORPUS, SMOLLM2, docent_server, llama_server  # noqa: E402
 from core.answering.base import AnswerRequest  # noqa: E402
 from core.answering.prompts import build_messages  # noqa: E402
 from core.services import open_services  # noqa: E402

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from bench.servers import SAMPLE_CORPUS, ModelScript, ollama_app, openai_app, serving
+from bench.support.servers import SAMPLE_CORPUS, ModelScript, ollama_app, openai_app, serving
 from core.retrieval.onnx_embedder import OnnxMiniLMEmbedder
 from core.services import Services
 from core.settings import Settings

@@ -1,8 +1,9 @@
-"""Test helpers: the corpora and Redis the tests use, and the real servers they start (bench/servers.py)."""
+"""Test helpers: the corpora and Redis the tests use, and the real servers they start
+(bench/support/servers.py)."""
 
 from __future__ import annotations
 
-from bench.servers import (
+from bench.support.servers import (
     REPO_ROOT,
     SAMPLE_CORPUS,
     VENV_BIN,

@@ -1,5 +1,5 @@
-"""A Docent server answering through the scripted model servers of bench/servers.py, and an SSE reader, for
-the tests of streaming, fallbacks and faults.
+"""A Docent server answering through the scripted model servers of bench/support/servers.py, and an SSE
+reader, for the tests of streaming, fallbacks and faults.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.servers import (
+from bench.support.servers import (
     SMOLLM2,
     ModelScript,
     docent_server,

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.servers import REPO_ROOT
+from bench.support.servers import REPO_ROOT
 
 BENCH = REPO_ROOT / "bench"
 # Modules of bench/ that are not benches.
-NOT_BENCHES = {"__init__.py", "servers.py"}
+NOT_BENCHES = {"__init__.py"}
 # Benches that need an optional extra: the module to import, and why it is missing.
 NEEDS = {
     "stream.py": ("llama_cpp", "bench/stream.py serves SmolLM2 with llama-cpp-python: the `local` extra"),

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.servers import docent_serving
+from bench.support.servers import docent_serving
 from ingest.fetch import GENERIC_REFUSAL
 from tests.helpers import docent_env, free_port
 from tests.security.fetch_servers import (

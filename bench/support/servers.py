@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_CORPUS = REPO_ROOT / "data" / "sample"
 VENV_BIN = Path(sys.executable).parent
 SMOLLM2 = "SmolLM2-135M-Instruct"
