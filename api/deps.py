@@ -16,7 +16,7 @@ from core.services import Services
 from core.settings import Settings
 from core.storage.keys import KeyRing
 from core.storage.records import SqliteRecords
-from graph.build import Docent, DocentGraph
+from graph.build import Docent
 from ingest.jobs import IngestJobs
 from ingest.pipeline import Ingestor
 
@@ -57,11 +57,6 @@ def get_docent(connection: HTTPConnection) -> Docent:
     return get_resources(connection).docent
 
 
-def get_graph(connection: HTTPConnection) -> DocentGraph:
-    """The graph compiled at start-up."""
-    return get_resources(connection).docent.graph
-
-
 def get_records(connection: HTTPConnection) -> SqliteRecords:
     """The records database."""
     return get_resources(connection).docent.services.records
@@ -75,7 +70,6 @@ def get_jobs(connection: HTTPConnection) -> IngestJobs:
 ResourcesDep = Annotated[AppResources, Depends(get_resources)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 ServicesDep = Annotated[Services, Depends(get_services)]
-GraphDep = Annotated[DocentGraph, Depends(get_graph)]
 DocentDep = Annotated[Docent, Depends(get_docent)]
 RecordsDep = Annotated[SqliteRecords, Depends(get_records)]
 JobsDep = Annotated[IngestJobs, Depends(get_jobs)]

@@ -15,6 +15,7 @@ from typing import Any, Literal, cast
 import anyio
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from core.types import Citation, DocentContext, Passage, PriorMessage, TurnResult, citation_of, turn_output
 from graph.build import DocentGraph
@@ -56,7 +57,7 @@ async def _roll_back(graph: DocentGraph, thread_id: str, before: RunnableConfig)
     emptied."""
     if before.get("configurable", {}).get("checkpoint_id"):
         await graph.aupdate_state(before, None)
-    elif graph.checkpointer is not None and not isinstance(graph.checkpointer, bool):
+    elif isinstance(graph.checkpointer, BaseCheckpointSaver):
         await graph.checkpointer.adelete_thread(thread_id)
 
 
