@@ -9,6 +9,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib.metadata import version
 
+import psycopg
+import psycopg_pool
+import redis.exceptions
+import sqlalchemy.exc
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -25,13 +29,14 @@ from api.security.auth import require
 from api.security.guardrail import Guardrail
 from api.security.ratelimit import open_rate_limiter
 from core.answering.providers import UnknownModelError
+from core.errors import DependencyUnavailable, unavailable
 from core.retrieval.vector_store import CollectionError
 from core.settings import Settings, get_settings
-from core.storage.keys import open_keyring
+from core.storage.keys import KeyRing, KeyTable, open_keyring
 from graph.build import Docent, open_docent
 from graph.multitask import ThreadBusyError
-from ingest.jobs import IngestJobs
 from ingest.pipeline import Ingestor
+from ingest.queue import open_ingest_jobs
 
 log = logging.getLogger("docent")
 
@@ -52,30 +57,36 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        keyring = open_keyring(config)
         limiter = open_rate_limiter(config)
         try:
             async with opener(config) as docent:
                 services = docent.services
-                # The ingest jobs' own threads: ingestion never runs on the default executor that the
-                # request path's worker threads (asyncio.to_thread) share.
-                ingest_jobs = IngestJobs.from_settings(config)
+                keyring = await asyncio.to_thread(open_keyring, config, KeyTable(services.database))
+                # The ingest jobs' own threads (ingestion never runs on the default executor that the
+                # request path's worker threads share), or in server mode the workers' queue; their state is
+                # in the database, readable from every replica.
+                ingestor = Ingestor(config, services.embedder, services.store)
+                database = await asyncio.to_thread(lambda: services.database)
+                ingest_jobs = await open_ingest_jobs(config, database, ingestor)
                 # Set once, here; nothing writes app state after start-up. (Not Starlette's lifespan state:
                 # `langgraph dev` runs a mounted app's lifespan itself and drops it.)
                 app.state.docent = AppResources(
-                        settings=config,
-                        docent=docent,
-                        keyring=keyring,
-                        guardrail=Guardrail(config.blocked_patterns),
-                        rate_limiter=limiter,
-                        ingest_jobs=ingest_jobs,
-                        ingestor=Ingestor(config, services.embedder, services.store),
-                        probes=ProbeRunner(),
+                    settings=config,
+                    docent=docent,
+                    keyring=keyring,
+                    guardrail=Guardrail(config.blocked_patterns),
+                    rate_limiter=limiter,
+                    ingest_jobs=ingest_jobs,
+                    ingestor=ingestor,
+                    probes=ProbeRunner(),
                 )
+                refresher = asyncio.create_task(_refresh_keys(keyring)) if keyring is not None else None
                 try:
                     yield
                 finally:  # before the stores close under them
-                    if stuck := await asyncio.to_thread(ingest_jobs.close):
+                    if refresher is not None:
+                        refresher.cancel()
+                    if stuck := await ingest_jobs.aclose():
                         log.warning("%d ingest jobs were still fetching at shutdown", stuck)
         finally:
             if limiter is not None:
@@ -105,6 +116,8 @@ def create_app(
     app.add_exception_handler(UnknownModelError, _client_error(400))
     app.add_exception_handler(CollectionError, _client_error(409))
     app.add_exception_handler(ThreadBusyError, _client_error(409))
+    for error in _UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error, _dependency_unavailable)
     app.add_middleware(
         BodyLimitMiddleware, limit=config.max_body_bytes, overrides={"/ingest": config.max_upload_bytes}
     )
@@ -122,6 +135,45 @@ def create_app(
         app, config, metrics_auth=[Depends(require("admin"))], metrics_route=not mounted_in_studio
     )
     return app
+
+
+async def _refresh_keys(keyring: KeyRing) -> None:
+    """Re-read the database's API keys every `recheck_s`, off the event loop, for the app's lifetime: a key
+    created or revoked on any replica takes effect here within that time. A database that cannot be read
+    leaves the keys read before in use."""
+    while True:
+        await asyncio.sleep(keyring.recheck_s)
+        try:
+            await asyncio.to_thread(keyring.refresh_table)
+        except Exception as exc:  # the database is down: keep serving the keys read before
+            log.warning("API keys not re-read from the database: %s", exc)
+
+
+_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    DependencyUnavailable,
+    sqlalchemy.exc.DBAPIError,
+    sqlalchemy.exc.TimeoutError,
+    psycopg.Error,
+    psycopg_pool.PoolTimeout,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+"""What may mean that a dependency is unreachable: ours, and the database and Redis drivers' errors
+(`core.errors.unavailable` tells which do); the vector store raises Chroma's as DependencyUnavailable."""
+
+RETRY_AFTER_S = 5
+
+
+async def _dependency_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 naming the dependency that cannot be reached (a driver error that means anything else is a 500)."""
+    if (down := unavailable(exc)) is None:
+        raise exc
+    log.warning("%s %s: %s unavailable: %s", request.method, request.url.path, down.dependency, down)
+    headers = {"Retry-After": str(RETRY_AFTER_S)}
+    message = f"{down.dependency} is unavailable, retry later: {down}"
+    if request.url.path.startswith(OPENAI_PREFIX):
+        return openai_error(503, message, headers)
+    return JSONResponse({"detail": message, "dependency": down.dependency}, status_code=503, headers=headers)
 
 
 def _client_error(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:

@@ -15,7 +15,7 @@ from api.security.ratelimit import RateLimiter
 from core.services import Services
 from core.settings import Settings
 from core.storage.keys import KeyRing
-from core.storage.records import SqliteRecords
+from core.storage.records import TurnRecords
 from graph.build import Docent
 from ingest.jobs import IngestJobs
 from ingest.pipeline import Ingestor
@@ -57,7 +57,7 @@ def get_docent(connection: HTTPConnection) -> Docent:
     return get_resources(connection).docent
 
 
-def get_records(connection: HTTPConnection) -> SqliteRecords:
+def get_records(connection: HTTPConnection) -> TurnRecords:
     """The records database."""
     return get_resources(connection).docent.services.records
 
@@ -71,5 +71,5 @@ ResourcesDep = Annotated[AppResources, Depends(get_resources)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 ServicesDep = Annotated[Services, Depends(get_services)]
 DocentDep = Annotated[Docent, Depends(get_docent)]
-RecordsDep = Annotated[SqliteRecords, Depends(get_records)]
+RecordsDep = Annotated[TurnRecords, Depends(get_records)]
 JobsDep = Annotated[IngestJobs, Depends(get_jobs)]

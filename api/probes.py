@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from core.errors import unavailable
+
 CHECK_TIMEOUT_S = 2.0
 
 Probe = Callable[[], Awaitable[str | None]]
@@ -30,8 +32,9 @@ class ProbeRunner:
                 failure = await asyncio.shield(task)
         except TimeoutError:
             return f"timed out after {CHECK_TIMEOUT_S:g}s"
-        except Exception as exc:
-            return f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # an unreachable dependency says so in one line, not a driver's page
+            down = unavailable(exc)
+            return str(down) if down is not None else f"{type(exc).__name__}: {exc}"
         return failure or "ok"
 
 

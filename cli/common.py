@@ -15,5 +15,7 @@ def fail(message: object, *, code: int = 2) -> NoReturn:
     from rich.console import Console
     from rich.text import Text
 
-    Console(stderr=True).print(Text.assemble(("error:", "red"), f" {message}"), highlight=False)
+    Console(stderr=True, soft_wrap=True).print(
+        Text.assemble(("error:", "red"), f" {message}"), highlight=False
+    )
     raise typer.Exit(code)

@@ -1,4 +1,4 @@
-"""The `docent` command: ingest, ask, serve, eval, sources, reindex, keys and workspaces.
+"""The `docent` command: ingest, ask, serve, worker, eval, sources, reindex, keys, workspaces and db.
 
 Only the app is assembled here; each command imports what it needs when it runs, so `docent --help` (and
 any command's `--help`) starts in a fraction of a second.
@@ -11,11 +11,13 @@ import os
 import typer
 
 from cli.ask import ask
+from cli.db import db_app
 from cli.eval import evaluate
 from cli.ingest import ingest, reindex
 from cli.keys import keys_app
 from cli.serve import serve
 from cli.sources import sources_app
+from cli.worker import worker
 from cli.workspaces import workspaces_app
 
 # Plain (click) help: rendering it with rich would double `docent --help`'s start-up time.
@@ -29,9 +31,11 @@ app.command("eval")(evaluate)
 app.command()(reindex)
 app.command()(ask)
 app.command()(serve)
+app.command()(worker)
 app.add_typer(sources_app, name="sources")
 app.add_typer(keys_app, name="keys")
 app.add_typer(workspaces_app, name="workspaces")
+app.add_typer(db_app, name="db")
 
 
 def main() -> None:

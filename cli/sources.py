@@ -18,11 +18,11 @@ sources_app = typer.Typer(help="List, show and remove ingested sources.", no_arg
 
 def _catalog() -> SourceCatalog:
     """Source records only: no model, no Chroma (fast)."""
-    from core.retrieval.keyword_index import KeywordIndex
     from core.settings import get_settings
+    from core.storage.db import open_database
     from core.storage.sources import SourceCatalog
 
-    return SourceCatalog(KeywordIndex(get_settings().keyword_db))
+    return SourceCatalog(open_database(get_settings()))
 
 
 def _find(catalog: SourceCatalog, collection: str, ref: str) -> SourceRecord:

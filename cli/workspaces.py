@@ -17,22 +17,22 @@ workspaces_app = typer.Typer(help="List workspaces: their keys and collections."
 def list_workspaces(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Every workspace a key or a stored collection names, with its key count and collections."""
     from core.retrieval.vector_store import open_chroma
+    from core.services import Services
     from core.settings import get_settings
-    from core.storage.keys import KeyFileError, all_keys
+    from core.storage.db import SchemaError
+    from core.storage.keys import KeyFileError, KeyTable, all_keys
     from core.storage.workspaces import split_stored
 
     settings = get_settings()
-    try:
-        specs = all_keys(settings)
-    except KeyFileError as exc:
-        fail(exc, code=1)
-    rows: dict[str, dict[str, set[str]]] = {}
-    for spec in specs:
-        rows.setdefault(spec.workspace, {"keys": set(), "collections": set()})["keys"].add(spec.name)
-    from core.services import Services
-
     services = Services(settings)
     try:
+        try:
+            specs = all_keys(settings, KeyTable(services.database))
+        except (KeyFileError, SchemaError) as exc:
+            fail(exc, code=1)
+        rows: dict[str, dict[str, set[str]]] = {}
+        for spec in specs:
+            rows.setdefault(spec.workspace, {"keys": set(), "collections": set()})["keys"].add(spec.name)
         stored = {c.name for c in open_chroma(settings).list_collections()}
         stored |= set(services.sources.collections())
     finally:

@@ -17,12 +17,14 @@ from core.retrieval.embedders import Embedder, LazyEmbedder, make_embedder
 from core.settings import Settings
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from core.answering.providers import AnswererRegistry
     from core.retrieval.chunk_store import ChunkStore
     from core.retrieval.keyword_index import KeywordIndex
     from core.retrieval.retriever import Retriever
     from core.retrieval.vector_store import VectorStore
-    from core.storage.records import SqliteRecords
+    from core.storage.records import TurnRecords
     from core.storage.sources import SourceCatalog
 
 T = TypeVar("T")
@@ -49,6 +51,28 @@ class Services:
             return cast(T, self._opened[name])
 
     @property
+    def database(self) -> Engine:
+        """The relational database (SQLite under the data dir, or PostgreSQL), its schema checked."""
+        return self._once("database", self._open_database)
+
+    def _open_database(self) -> Engine:
+        from core.storage.db import open_database
+        from core.storage.legacy import import_legacy_keywords, import_legacy_records
+
+        engine = open_database(self.settings)
+        if not self.settings.server_mode:  # an embedded data dir from before the database
+            import_legacy_records(engine, self.settings.data_dir, self._key_owners)
+            import_legacy_keywords(engine, self.settings.data_dir)
+        return engine
+
+    def _key_owners(self) -> dict[str, tuple[str, str]]:
+        """Key name -> (id, workspace) of the configured keys: how threads owned by names are migrated."""
+        from core.storage.keys import read_key_file
+
+        specs = [*self.settings.api_keys, *read_key_file(self.settings.keys_file)]
+        return {spec.name: (spec.id, spec.workspace) for spec in specs}
+
+    @property
     def embedder(self) -> LazyEmbedder:
         """The configured embedder; its `model_id` is known before the model loads (on the first embed)."""
         return self._once(
@@ -57,17 +81,17 @@ class Services:
 
     @property
     def keywords(self) -> KeywordIndex:
-        """The BM25 keyword index (SQLite FTS5), which also holds the source records."""
+        """The BM25 keyword index on the relational database (SQLite FTS5, or PostgreSQL full-text search)."""
         from core.retrieval.keyword_index import KeywordIndex
 
-        return self._once("keywords", lambda: KeywordIndex(self.settings.keyword_db))
+        return self._once("keywords", lambda: KeywordIndex(self.database))
 
     @property
     def sources(self) -> SourceCatalog:
-        """One record per ingested URL or file (no model, no Chroma)."""
+        """One record per ingested URL or file, beside the keyword rows (no model, no Chroma)."""
         from core.storage.sources import SourceCatalog
 
-        return self._once("sources", lambda: SourceCatalog(self.keywords))
+        return self._once("sources", lambda: SourceCatalog(self.database))
 
     @property
     def vectors(self) -> VectorStore:
@@ -104,22 +128,17 @@ class Services:
         return self._once("answerers", lambda: make_answerers(self.settings))
 
     @property
-    def records(self) -> SqliteRecords:
+    def records(self) -> TurnRecords:
         """One durable row per answered turn, and thread ownership."""
-        from core.storage.records import SqliteRecords
+        from core.storage.records import TurnRecords
 
-        return self._once("records", lambda: SqliteRecords(self.settings.records_db, self._key_owners))
-
-    def _key_owners(self) -> dict[str, tuple[str, str]]:
-        """Key name -> (id, workspace) of the configured keys: how threads owned by names are migrated."""
-        from core.storage.keys import all_keys
-
-        return {spec.name: (spec.id, spec.workspace) for spec in all_keys(self.settings)}
+        database = self.database
+        return self._once("records", lambda: TurnRecords(database))
 
     def open_all(self) -> Services:
         """Open every resource now (blocking: call it in a worker thread from async code)."""
         self.embedder.load()
-        _ = (self.vectors, self.store, self.retriever, self.answerers, self.records)
+        _ = (self.database, self.vectors, self.store, self.retriever, self.answerers, self.records)
         return self
 
     def close(self) -> None:
@@ -130,6 +149,8 @@ class Services:
             resource = opened.get(name)
             if resource is not None:
                 resource.close()
+        if (engine := opened.get("database")) is not None:
+            engine.dispose()
 
 
 def _private_dir(path: Path) -> Path:

@@ -38,16 +38,21 @@ class Settings(BaseSettings):
     chroma_port: int = Field(8000, description="Chroma server port when chroma_mode=http.")
     collection: str = Field("docent", description="Default Chroma collection.")
 
+    # Cluster mode (docs/cluster.md): shared stores for several replicas and workers
+    database_url: str | None = Field(
+        None,
+        description="PostgreSQL as libpq writes it (`postgresql://user@host:port/db`) for records, keys,"
+        " sources, jobs and checkpoints; unset: the SQLite file `<data_dir>/docent.sqlite`.",
+    )
+    database_pool_size: int = Field(10, ge=1, le=200, description="PostgreSQL connections per process.")
+    chroma_url: str | None = Field(
+        None, description="A Chroma server (`chroma run`), e.g. `http://127.0.0.1:8000`; unset: embedded."
+    )
+
     # Conversation state
     checkpointer: Literal["sqlite", "memory"] = Field("sqlite", description="Where thread checkpoints live.")
     checkpoint_path: Path | None = Field(
         None, description="Checkpoint DB; default `<data_dir>/checkpoints.sqlite`."
-    )
-    records_path: Path | None = Field(
-        None, description="Turn records DB; default `<data_dir>/records.sqlite`."
-    )
-    keyword_index_path: Path | None = Field(
-        None, description="BM25 keyword index; default `<data_dir>/keywords.sqlite` (beside Chroma)."
     )
 
     # Embeddings
@@ -181,6 +186,11 @@ class Settings(BaseSettings):
         " default) or `enqueue` (it waits its turn, at most DOCENT_TURN_WAIT_S).",
     )
     turn_wait_s: float = Field(30.0, gt=0, description="Longest wait of an enqueued turn before a 409.")
+    idempotency_ttl_s: float = Field(
+        86_400.0,
+        gt=0,
+        description="How long the response to a request with an Idempotency-Key is replayed to its retries.",
+    )
     ingest_max_running_jobs: int = Field(
         2,
         ge=1,
@@ -223,7 +233,10 @@ class Settings(BaseSettings):
     rate_limit_backend: Literal["memory", "redis"] = Field(
         "memory", description="`memory`: per process; `redis`: shared by every replica."
     )
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for the shared rate limiter.")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis for the shared rate limiter and (server mode) the per-thread turn locks.",
+    )
     redis_prefix: str = Field("docent", min_length=1, description="Prefix of every Redis key Docent writes.")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body (except /ingest).")
     max_upload_bytes: int = Field(
@@ -245,8 +258,6 @@ class Settings(BaseSettings):
         "data_dir",
         "chroma_path",
         "checkpoint_path",
-        "records_path",
-        "keyword_index_path",
         "local_model_path",
         "api_keys_file",
     )
@@ -260,19 +271,19 @@ class Settings(BaseSettings):
         return self.chroma_path or self.data_dir / "chroma"
 
     @property
+    def relational_db(self) -> Path:
+        """SQLite file holding records, threads, keys, sources and jobs when no DOCENT_DATABASE_URL is set."""
+        return self.data_dir / "docent.sqlite"
+
+    @property
+    def server_mode(self) -> bool:
+        """Relational state (and so checkpoints and jobs) on PostgreSQL, shared by replicas and workers."""
+        return self.database_url is not None and self.database_url.startswith(("postgresql:", "postgres:"))
+
+    @property
     def checkpoint_db(self) -> Path:
         """SQLite file holding LangGraph checkpoints."""
         return self.checkpoint_path or self.data_dir / "checkpoints.sqlite"
-
-    @property
-    def keyword_db(self) -> Path:
-        """SQLite file holding the BM25 keyword index."""
-        return self.keyword_index_path or self.data_dir / "keywords.sqlite"
-
-    @property
-    def records_db(self) -> Path:
-        """SQLite file holding one record per answered turn."""
-        return self.records_path or self.data_dir / "records.sqlite"
 
     @property
     def keys_file(self) -> Path:

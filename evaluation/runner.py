@@ -132,16 +132,17 @@ def score_retrievers(
 
 
 def scratch_settings(base: Settings, data_dir: Path, **overrides: Any) -> Settings:
-    """The base settings with every store moved under data_dir (local files, never a Chroma server)."""
+    """The base settings with every store moved under data_dir (local files, never a Chroma or database
+    server: an evaluation must not write into a deployment's collections; pass `database_url` to test one)."""
     return Settings(
         **{
             **base.model_dump(),
             "data_dir": data_dir,
             "chroma_mode": "persistent",
+            "chroma_url": None,
+            "database_url": None,
             "chroma_path": None,
             "checkpoint_path": None,
-            "records_path": None,
-            "keyword_index_path": None,
             **overrides,
         }
     )

@@ -17,7 +17,7 @@ from core.services import Services
 from core.settings import Settings
 from core.storage.checkpoints import open_checkpointer
 from core.types import DocentContext
-from graph.multitask import TurnGate
+from graph.multitask import RedisTurnGate, TurnGate
 from graph.state import DocentState, InputState, OutputState
 from nodes.append_message import append_message
 from nodes.persist import persist
@@ -45,7 +45,12 @@ def build_graph(services: Services, checkpointer: BaseCheckpointSaver[str] | Non
 
 
 def turn_gate(settings: Settings) -> TurnGate:
-    """The process's turn gate, with the configured multitask strategy."""
+    """The process's turn gate, with the configured multitask strategy: in this process when embedded, on
+    Redis too in server mode (replicas share threads). Close it with `aclose`."""
+    if settings.server_mode:
+        return RedisTurnGate.from_url(
+            settings.redis_url, settings.redis_prefix, settings.turn_multitask, settings.turn_wait_s
+        )
     return TurnGate(settings.turn_multitask, settings.turn_wait_s)
 
 
@@ -57,7 +62,7 @@ class Docent:
     checkpointer: BaseCheckpointSaver[str]
     graph: DocentGraph
     turns: TurnGate
-    """One turn at a time per thread (DOCENT_TURN_MULTITASK)."""
+    """One turn at a time per thread (DOCENT_TURN_MULTITASK), across replicas in server mode."""
 
 
 @asynccontextmanager
@@ -67,6 +72,10 @@ async def open_docent(settings: Settings, services: Services | None = None) -> A
     opened = await asyncio.to_thread((services or Services(settings)).open_all)
     try:
         async with open_checkpointer(settings) as checkpointer:
-            yield Docent(opened, checkpointer, build_graph(opened, checkpointer), turn_gate(settings))
+            gate = turn_gate(settings)
+            try:
+                yield Docent(opened, checkpointer, build_graph(opened, checkpointer), gate)
+            finally:
+                await gate.aclose()
     finally:
         await asyncio.to_thread(opened.close)

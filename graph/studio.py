@@ -109,7 +109,11 @@ class StudioRuntime:
             )
         services = await self.services()
         saver = self.checkpointer
-        yield Docent(services, saver, build_graph(services, saver), turn_gate(services.settings))
+        gate = turn_gate(services.settings)
+        try:
+            yield Docent(services, saver, build_graph(services, saver), gate)
+        finally:
+            await gate.aclose()
 
 
 STUDIO = StudioRuntime()
@@ -123,8 +127,9 @@ async def make_graph() -> DocentGraph:
 
 @asynccontextmanager
 async def make_checkpointer() -> AsyncIterator[BaseCheckpointSaver[str]]:
-    """Checkpointer for langgraph.json: our SQLite saver under the data dir, entered once at server start,
-    which also opens the services (so they open at start-up, not on the first run) and closes them at the end.
+    """Checkpointer for langgraph.json: our saver (SQLite under the data dir, or PostgreSQL in server mode:
+    core.storage.checkpoints.open_checkpointer), entered once at server start, which also opens the services
+    (so they open at start-up, not on the first run) and closes them at the end.
     """
     async with STUDIO.serving() as saver:
         yield saver

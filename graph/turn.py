@@ -5,6 +5,7 @@ waited for whole (`run_turn`) or streamed as events (`stream_turn`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
@@ -16,11 +17,14 @@ import anyio
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.types import StateSnapshot
 
 from core.types import Citation, DocentContext, Passage, PriorMessage, TurnResult, citation_of, turn_output
 from graph.build import DocentGraph
 from graph.multitask import TurnGate
 from graph.state import InputState
+
+log = logging.getLogger(__name__)
 
 EventName = Literal["metadata", "sources", "token", "error", "end"]
 TurnEvent = tuple[EventName, dict[str, Any]]
@@ -42,6 +46,8 @@ async def _atomic_turn(graph: DocentGraph, thread_id: str, gate: TurnGate | None
     async with gate.turn(thread_id) if gate is not None else nullcontext():
         config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
         before = await graph.aget_state(config)
+        if before.next and tuple(before.next) != ANSWERED:
+            before = await _undo_dead_turn(graph, thread_id, config)
         turn = _Turn()
         try:
             yield turn
@@ -59,6 +65,22 @@ async def _roll_back(graph: DocentGraph, thread_id: str, before: RunnableConfig)
         await graph.aupdate_state(before, None)
     elif isinstance(graph.checkpointer, BaseCheckpointSaver):
         await graph.checkpointer.adelete_thread(thread_id)
+
+
+ANSWERED = ("persist",)
+"""What is left of a turn whose answer is in the checkpoint: only its record (which may have been written)."""
+
+
+async def _undo_dead_turn(graph: DocentGraph, thread_id: str, config: RunnableConfig) -> StateSnapshot:
+    """The thread's last turn stopped part-way and nobody runs it (this turn holds the thread): its process
+    died. Put the checkpoint back to the last answered turn, so that its question is not asked twice."""
+    async for snapshot in graph.aget_state_history(config):
+        if not snapshot.next or tuple(snapshot.next) == ANSWERED:
+            log.warning("thread %s: undoing a turn its process left unfinished", thread_id)
+            await _roll_back(graph, thread_id, snapshot.config)
+            return await graph.aget_state(config)
+    await _roll_back(graph, thread_id, {})
+    return await graph.aget_state(config)
 
 
 def new_thread_id() -> str:
@@ -81,14 +103,16 @@ async def run_turn(
     context: DocentContext | None = None,
     history: Sequence[PriorMessage] | None = None,
     gate: TurnGate | None = None,
+    run_id: str | None = None,
 ) -> TurnResult:
     """Ask one question on a thread (a new thread when none is given) and wait for the answer. `history`
     (a client-held conversation) goes before the question; give it only for a new thread. `gate`: one turn at
-    a time per thread (ThreadBusyError). A turn that fails or is cancelled leaves the checkpoint as it was.
+    a time per thread (ThreadBusyError). `run_id`: the run's id (a UUID; default: a new one), kept in the
+    turn's record. A turn that fails or is cancelled leaves the checkpoint as it was.
     """
     thread = thread_id or new_thread_id()
-    run_id = uuid.uuid4()
-    config: RunnableConfig = {"configurable": {"thread_id": thread}, "run_id": run_id}
+    run = uuid.UUID(run_id) if run_id else uuid.uuid4()
+    config: RunnableConfig = {"configurable": {"thread_id": thread}, "run_id": run}
     result: dict[str, Any] = {}
     async with _atomic_turn(graph, thread, gate) as turn:
         parts = _graph_parts(
@@ -96,7 +120,7 @@ async def run_turn(
         )
         async for _mode, values in parts:
             result = values
-    return TurnResult(run_id=str(run_id), output=turn_output(thread, result))
+    return TurnResult(run_id=str(run), output=turn_output(thread, result))
 
 
 def numbered_sources(passages: Sequence[Passage]) -> list[Citation]:
@@ -228,7 +252,11 @@ async def _graph_parts(
 
     async def produce() -> None:
         try:
-            stream = graph.astream(state, config, context=context, stream_mode=stream_mode)  # type: ignore[arg-type]
+            # "sync": each step's checkpoint is saved before the next step runs, so by the time persist writes
+            # the record, the checkpoint holds the answer (a process killed after it loses neither).
+            stream = graph.astream(  # type: ignore[call-overload]
+                state, config, context=context, stream_mode=stream_mode, durability="sync"
+            )
             async for part in cast(AsyncIterator[tuple[str, Any]], stream):
                 mode, payload = part
                 if mode == "tasks" and payload.get("name") == "persist":

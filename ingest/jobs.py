@@ -1,26 +1,47 @@
-"""Background ingestion jobs for the HTTP API, isolated from the query path: they run on a bounded pool of
-their own (never the event loop's default executor, which serves requests), at most one per collection, with a
-capped queue, cancellation between sources, and a registry that forgets finished jobs after a while."""
+"""Ingestion jobs as rows of the relational database (`ingest_jobs`, their uploads in `ingest_uploads`), so
+that every replica reads the same status and any worker can run (or re-run) a job.
+
+`JobTable` claims, reads, cancels and finishes jobs: one unfinished job per collection (a unique index
+the database enforces, whichever replica claims), and at most `max_running + max_queued` unfinished jobs
+in all. `run_job` executes one claimed job with an Ingestor, wherever it runs: the embedded default runs it
+on `IngestJobs`' own bounded pool (never the event loop's default executor, which serves requests), server
+mode on `docent worker` (ingest/queue.py). A job re-run after its worker died redoes its sources: the
+pipeline skips what was committed and converges on what was half written (chunk ids are deterministic,
+writes are upserts), so a retried job ends with no duplicate and no missing chunk.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
-import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from sqlalchemy import Connection, Engine, delete, insert, select, text, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
 from core.settings import Settings
-from core.storage.sources import utc_now
+from core.storage.models import ingest_jobs, ingest_uploads
+from core.storage.sources import shown_uri
 from ingest.fetch import FetchPolicy
-from ingest.pipeline import Ingestor, IngestSummary, SourceResult
+from ingest.pipeline import Ingestor, SourceResult
+
+log = logging.getLogger(__name__)
 
 JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 FINISHED: frozenset[JobStatus] = frozenset({"done", "failed", "cancelled"})
+UNFINISHED = ("queued", "running")
+UPLOAD = "upload:"
+"""Items of this prefix name an uploaded file (its bytes in `ingest_uploads`), placed by the worker."""
 T = TypeVar("T")
+Clock = Callable[[], datetime]
 
 
 class JobConflictError(RuntimeError):
@@ -43,210 +64,517 @@ class JobQueueFullError(RuntimeError):
         )
 
 
-@dataclass
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _stamp(moment: datetime) -> str:
+    """ISO-8601 UTC to the millisecond: sorts as it reads, and a TTL of seconds is kept exactly."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
 class IngestJob:
-    """One ingestion run started over HTTP, as its progress is reported."""
+    """One ingestion job as its row says at the moment it was read."""
 
     id: str
     collection: str
+    owner: str
     items: list[str]
     status: JobStatus = "queued"
+    cancel_requested: bool = False
     done: int = 0
     total: int | None = None
     current: str | None = None
-    started_at: str = field(default_factory=utc_now)
-    finished_at: str | None = None
-    results: list[SourceResult] = field(default_factory=list)
-    summary: IngestSummary | None = None
+    attempts: int = 0
+    results: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] | None = None
     error: str | None = None
-    owner: str = ""
-    cancel: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
-    """Set by `IngestJobs.cancel`; the pipeline looks at it between sources."""
+    started_at: str = ""
+    updated_at: str = ""
+    finished_at: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Done, failed or cancelled: nothing will change it any more."""
+        return self.status in FINISHED
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view; `results` lists each finished source with its status (and reason)."""
-        summary = self.summary.to_dict() if self.summary is not None else None
-        if summary is not None:
-            summary.pop("results")
         return {
             "id": self.id,
             "collection": self.collection,
             "status": self.status,
-            "cancel_requested": self.cancel.is_set(),
+            "cancel_requested": self.cancel_requested,
             "done": self.done,
             "total": self.total,
             "current": self.current,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "error": self.error,
-            "results": [asdict(r) for r in (self.summary.results if self.summary else list(self.results))],
-            "summary": summary,
+            "results": [dict(r) for r in self.results],
+            "summary": dict(self.summary) if self.summary is not None else None,
         }
 
 
-class IngestJobs:
-    """The process's ingest jobs and the threads they run on (opened once by the server's lifespan, closed
-    at its end).
+def _job(row: Any) -> IngestJob:
+    return IngestJob(
+        id=row.id,
+        collection=row.collection,
+        owner=row.owner,
+        items=json.loads(row.items),
+        status=row.status,
+        cancel_requested=bool(row.cancel_requested),
+        done=row.done,
+        total=row.total,
+        current=row.current,
+        attempts=row.attempts,
+        results=json.loads(row.results),
+        summary=json.loads(row.summary) if row.summary is not None else None,
+        error=row.error,
+        started_at=row.started_at,
+        updated_at=row.updated_at,
+        finished_at=row.finished_at,
+    )
 
-    `claim` takes the collection (or refuses: one unfinished job per collection, and at most `max_running`
-    running plus `max_queued` queued jobs in all); `start` hands the job to the pool, where it waits as
-    `queued` until one of the `max_running` threads is free. Finished jobs stay readable for `ttl_s`, and at
-    most `kept` of them.
+
+class JobTable:
+    """The `ingest_jobs` rows on the process's engine: what every replica and worker reads and writes.
+
+    Finished jobs stay readable for `ttl_s`, and at most `kept` of them (older ones are deleted when the
+    next job is claimed).
     """
 
     def __init__(
         self,
+        engine: Engine,
         *,
         max_running: int = 2,
         max_queued: int = 8,
         ttl_s: float = 3600.0,
         kept: int = 1000,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = _now,
     ) -> None:
+        self._engine = engine
         self._max_running, self._max_queued = max_running, max_queued
-        self._ttl_s, self._kept, self._clock = ttl_s, kept, clock
-        self._pool = ThreadPoolExecutor(max_running, thread_name_prefix="ingest-job")
-        self._files = ThreadPoolExecutor(1, thread_name_prefix="ingest-files")
-        self._lock = threading.Lock()
-        self._jobs: dict[str, IngestJob] = {}
-        self._collections: dict[str, str] = {}  # collection -> its unfinished job's id
-        self._futures: dict[str, Future[None]] = {}
-        self._finished: OrderedDict[str, float] = OrderedDict()  # job id -> when it finished, oldest first
+        self._ttl, self._kept, self._clock = timedelta(seconds=ttl_s), kept, clock
+        self._lock = threading.Lock()  # claims of this process; PostgreSQL's advisory lock spans processes
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> IngestJobs:
+    def from_settings(cls, engine: Engine, settings: Settings) -> JobTable:
         """Jobs capped and kept as the settings say (DOCENT_INGEST_*)."""
         return cls(
+            engine,
             max_running=settings.ingest_max_running_jobs,
             max_queued=settings.ingest_max_queued_jobs,
             ttl_s=settings.ingest_job_ttl_s,
             kept=settings.ingest_jobs_kept,
         )
 
-    def claim(self, collection: str, items: list[str], owner: str = "") -> IngestJob:
-        """Register a queued job on a collection for `owner` (who alone may read or cancel it). Raises
-        JobConflictError if the collection has an unfinished job, JobQueueFullError at the caps."""
-        with self._lock:
-            self._prune()
-            if (other := self._collections.get(collection)) is not None:
-                raise JobConflictError(other, self._jobs[other].owner)
-            if len(self._collections) >= self._max_running + self._max_queued:
-                running = sum(1 for i in self._collections.values() if self._jobs[i].status == "running")
-                raise JobQueueFullError(running, len(self._collections) - running)
-            job = IngestJob(id=uuid.uuid4().hex, collection=collection, items=items, owner=owner)
-            self._jobs[job.id] = job
-            self._collections[collection] = job.id
-            return job
+    @contextmanager
+    def _claiming(self) -> Iterator[Connection]:
+        """A transaction in which claims are serialised, across replicas too (on PostgreSQL)."""
+        with self._lock, self._engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('docent.ingest_jobs'))"))
+            yield connection
 
-    def prepare(self, work: Callable[[], T]) -> Future[T]:
-        """Run a job's blocking preparation (saving its uploads) on the ingest side, off the query path."""
-        return self._files.submit(work)
+    def claim(
+        self,
+        collection: str,
+        items: Sequence[str],
+        owner: str = "",
+        uploads: Sequence[tuple[str, bytes]] = (),
+    ) -> IngestJob:
+        """Record a queued job on a collection for `owner` (who alone may read or cancel it), with its
+        uploaded files. Raises JobConflictError if the collection has an unfinished job, JobQueueFullError
+        at the caps."""
+        files = dict(uploads)  # one file per name: a later one of the same name replaces it, as on disk
+        stamp = _stamp(self._clock())
+        job_id = uuid.uuid4().hex
+        row = {
+            "id": job_id,
+            "collection": collection,
+            "owner": owner,
+            "items": json.dumps([*items, *(UPLOAD + name for name in files)]),
+            "status": "queued",
+            "started_at": stamp,
+            "updated_at": stamp,
+        }
+        try:
+            with self._claiming() as connection:
+                self._prune(connection)
+                self._refuse_if_busy(connection, collection)
+                connection.execute(insert(ingest_jobs).values(**row))
+                if files:
+                    connection.execute(
+                        insert(ingest_uploads),
+                        [{"job_id": job_id, "name": name, "data": data} for name, data in files.items()],
+                    )
+        except IntegrityError:  # claimed by another process between our check and our insert
+            with self._engine.connect() as connection:
+                self._refuse_if_busy(connection, collection)
+            raise
+        claimed = self.get(job_id)
+        assert claimed is not None
+        return claimed
 
-    def start(self, job: IngestJob, ingestor: Ingestor, cleanup: Callable[[], None] | None = None) -> None:
-        """Queue a claimed job on the ingest pool; it runs when a thread is free (unless cancelled first)."""
-        with self._lock:
-            if job.status in FINISHED:  # cancelled while its uploads were being saved
-                return
-            self._futures[job.id] = self._pool.submit(self._execute, job, ingestor, cleanup)
+    def _refuse_if_busy(self, connection: Connection, collection: str) -> None:
+        unfinished = connection.execute(
+            select(
+                ingest_jobs.c.collection, ingest_jobs.c.id, ingest_jobs.c.owner, ingest_jobs.c.status
+            ).where(ingest_jobs.c.status.in_(UNFINISHED))
+        ).all()
+        for row in unfinished:
+            if row.collection == collection:
+                raise JobConflictError(row.id, row.owner)
+        if len(unfinished) >= self._max_running + self._max_queued:
+            running = sum(1 for row in unfinished if row.status == "running")
+            raise JobQueueFullError(running, len(unfinished) - running)
+
+    def _prune(self, connection: Connection) -> None:
+        """Delete finished jobs older than the TTL, and the oldest beyond `kept`."""
+        expired = _stamp(self._clock() - self._ttl)
+        finished = ingest_jobs.c.finished_at
+        connection.execute(delete(ingest_jobs).where(finished.is_not(None), finished <= expired))
+        kept = (
+            select(ingest_jobs.c.id)
+            .where(finished.is_not(None))
+            .order_by(finished.desc())
+            .limit(self._kept)
+            .scalar_subquery()
+        )
+        connection.execute(delete(ingest_jobs).where(finished.is_not(None), ingest_jobs.c.id.not_in(kept)))
 
     def get(self, job_id: str) -> IngestJob | None:
-        """A job by id; None once it has been forgotten."""
-        with self._lock:
-            self._prune()
-            return self._jobs.get(job_id)
+        """A job by id; None once it has been forgotten (finished longer than the TTL ago)."""
+        with self._engine.connect() as connection:
+            row = connection.execute(select(ingest_jobs).where(ingest_jobs.c.id == job_id)).first()
+        if row is None:
+            return None
+        if row.finished_at is not None and row.finished_at <= _stamp(self._clock() - self._ttl):
+            return None
+        return _job(row)
 
     def running(self, collection: str) -> str | None:
         """The id of the job queued or running on a collection, if any."""
-        with self._lock:
-            return self._collections.get(collection)
+        with self._engine.connect() as connection:
+            return connection.execute(
+                select(ingest_jobs.c.id).where(
+                    ingest_jobs.c.collection == collection, ingest_jobs.c.status.in_(UNFINISHED)
+                )
+            ).scalar()
 
-    def cancel(self, job: IngestJob) -> None:
+    def unfinished(self) -> list[IngestJob]:
+        """Every queued or running job, oldest first."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(ingest_jobs)
+                .where(ingest_jobs.c.status.in_(UNFINISHED))
+                .order_by(ingest_jobs.c.started_at)
+            ).all()
+        return [_job(row) for row in rows]
+
+    def request_cancel(self, job_id: str) -> IngestJob | None:
         """Ask a job to stop: a queued one ends at once; a running one stops before its next source (what it
         committed stays). A finished job is left as it is."""
-        with self._lock:
-            if job.status in FINISHED:
-                return
-            job.cancel.set()
-            future = self._futures.get(job.id)
-            if job.status == "queued" and (future is None or future.cancel()):
-                self._finish(job, "cancelled")
+        stamp = _stamp(self._clock())
+        with self._engine.begin() as connection:
+            job = ingest_jobs.c
+            ended = connection.execute(
+                update(ingest_jobs)
+                .where(job.id == job_id, job.status == "queued")
+                .values(status="cancelled", cancel_requested=True, updated_at=stamp, finished_at=stamp)
+            ).rowcount
+            if ended:
+                connection.execute(delete(ingest_uploads).where(ingest_uploads.c.job_id == job_id))
+            connection.execute(
+                update(ingest_jobs)
+                .where(job.id == job_id, job.status == "running")
+                .values(cancel_requested=True, updated_at=stamp)
+            )
+        return self.get(job_id)
 
-    def fail(self, job: IngestJob, error: str) -> None:
-        """End a claimed job that could not start."""
+    def cancel_requested(self, job_id: str) -> bool:
+        """Whether DELETE /ingest/{id} was called on the job (the pipeline asks between sources)."""
+        with self._engine.connect() as connection:
+            return bool(
+                connection.execute(
+                    select(ingest_jobs.c.cancel_requested).where(ingest_jobs.c.id == job_id)
+                ).scalar()
+            )
+
+    def begin(self, job_id: str) -> IngestJob | None:
+        """Take a queued job, or one whose earlier attempt died while running, for a new attempt (its
+        progress starts again); None if it is finished or unknown. A job cancelled before it began ends."""
+        stamp = _stamp(self._clock())
+        with self._engine.begin() as connection:
+            job = ingest_jobs.c
+            taken = connection.execute(
+                update(ingest_jobs)
+                .where(job.id == job_id, job.status.in_(UNFINISHED))
+                .values(
+                    status="running",
+                    attempts=job.attempts + 1,
+                    done=0,
+                    current=None,
+                    results="[]",
+                    updated_at=stamp,
+                )
+            ).rowcount
+        if not taken:
+            return None
+        begun = self.get(job_id)
+        if begun is not None and begun.cancel_requested:
+            self.finish(job_id, "cancelled")
+            return None
+        return begun
+
+    def requeue(self, job_id: str) -> None:
+        """Put a running job back in the queue (its process is stopping; the next start runs it again)."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(ingest_jobs)
+                .where(ingest_jobs.c.id == job_id, ingest_jobs.c.status == "running")
+                .values(status="queued", current=None, updated_at=_stamp(self._clock()))
+            )
+
+    def progress(
+        self, job_id: str, *, done: int, total: int, current: str, results: Sequence[dict[str, Any]]
+    ) -> None:
+        """Record a running job's progress after a source."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(ingest_jobs)
+                .where(ingest_jobs.c.id == job_id, ingest_jobs.c.status == "running")
+                .values(
+                    done=done,
+                    total=total,
+                    current=current,
+                    results=json.dumps(list(results)),
+                    updated_at=_stamp(self._clock()),
+                )
+            )
+
+    def finish(
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        results: Sequence[dict[str, Any]] | None = None,
+        summary: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """End an unfinished job and drop its uploads; a finished job is left as it is."""
+        stamp = _stamp(self._clock())
+        values: dict[str, Any] = {
+            "status": status,
+            "current": None,
+            "updated_at": stamp,
+            "finished_at": stamp,
+            "error": error,
+        }
+        if results is not None:
+            values["results"] = json.dumps(list(results))
+        if summary is not None:
+            values["summary"] = json.dumps(summary)
+        with self._engine.begin() as connection:
+            ended = connection.execute(
+                update(ingest_jobs)
+                .where(ingest_jobs.c.id == job_id, ingest_jobs.c.status.in_(UNFINISHED))
+                .values(**values)
+            ).rowcount
+            if ended:
+                connection.execute(delete(ingest_uploads).where(ingest_uploads.c.job_id == job_id))
+
+    def uploads(self, job_id: str) -> list[tuple[str, bytes]]:
+        """The files uploaded with a job, by name."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(ingest_uploads.c.name, ingest_uploads.c.data)
+                .where(ingest_uploads.c.job_id == job_id)
+                .order_by(ingest_uploads.c.name)
+            ).all()
+        return [(row.name, bytes(row.data)) for row in rows]
+
+
+def uploads_folder(settings: Settings, collection: str) -> Path:
+    """Where a worker places a job's uploads: `<data_dir>/uploads/<stored collection>/`. A file's path is
+    its source URI, so sending the same name again replaces that source (or skips it, unchanged)."""
+    return settings.data_dir / "uploads" / collection
+
+
+def _place_uploads(table: JobTable, job: IngestJob, folder: Path) -> list[str]:
+    """The job's items with each upload written to `folder` and named by its path."""
+    files = dict(table.uploads(job.id))
+    items: list[str] = []
+    for item in job.items:
+        if not item.startswith(UPLOAD):
+            items.append(item)
+            continue
+        name = Path(item.removeprefix(UPLOAD)).name  # a bare file name (the route made it one), never a path
+        if name in files:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(files[name])
+        items.append(str((folder / name).resolve()))
+    return items
+
+
+def run_job(table: JobTable, job_id: str, ingestor: Ingestor, stop: threading.Event | None = None) -> None:
+    """Run (or re-run) one job to its end with `ingestor`, its progress written to the table as each
+    source finishes. `stop` set: this process is shutting down, the job goes back to the queue at its next
+    source. Store errors end the job as failed; database errors propagate, for the caller to run the job
+    again (it converges: see the module's docstring)."""
+    job = table.begin(job_id)
+    if job is None:  # finished, cancelled before it began, or forgotten
+        return
+    settings = ingestor.settings
+    shown: Callable[[str], str] = lambda source: shown_uri(source, settings.data_dir)  # noqa: E731
+    results: list[dict[str, Any]] = []
+    outcome: dict[str, bool] = {"cancelled": False, "stopping": False}
+
+    def cancelled() -> bool:
+        if stop is not None and stop.is_set():
+            outcome["stopping"] = True
+            return True
+        if table.cancel_requested(job_id):
+            outcome["cancelled"] = True
+            return True
+        return False
+
+    def on_result(result: SourceResult) -> None:
+        results.append({**asdict(result), "source": shown(result.source)})
+
+    def on_progress(source: str, done: int, total: int) -> None:
+        table.progress(job_id, done=done, total=total, current=shown(source), results=results)
+
+    try:
+        items = _place_uploads(table, job, uploads_folder(settings, job.collection))
+        ran = ingestor.run(
+            items,
+            collection=job.collection,
+            on_progress=on_progress,
+            on_result=on_result,
+            cancelled=cancelled,
+            fetch_policy=FetchPolicy.strict(settings),  # URLs from HTTP callers
+        )
+    except SQLAlchemyError:  # the database (jobs, records, keyword rows) is down: run the job again later
+        raise
+    except Exception as exc:  # a store or collection error: the job failed as a whole
+        log.warning("ingest job %s failed: %s: %s", job_id, type(exc).__name__, exc)
+        table.finish(job_id, "failed", results=results, error=f"{type(exc).__name__}: {exc}")
+        return
+    if outcome["stopping"] and not outcome["cancelled"]:
+        table.requeue(job_id)
+        return
+    summary = ran.to_dict()
+    summary.pop("results")
+    for key in ("failures", "warnings", "ignored"):
+        summary[key] = [{**problem, "source": shown(problem["source"])} for problem in summary[key]]
+    everything = [{**asdict(r), "source": shown(r.source)} for r in ran.results]
+    status: JobStatus = "cancelled" if outcome["cancelled"] else "done"
+    table.finish(job_id, status, results=everything, summary=summary)
+
+
+class IngestJobs:
+    """A process's front on the jobs (opened once by the server's lifespan, closed at its end): the table
+    every replica shares, and where a claimed job runs.
+
+    Embedded (`ingestor` given): on this process's own bounded threads, where a job waits as `queued` until
+    one of the `max_running` threads is free; jobs left unfinished when the process last stopped are run
+    again by `resume`. Server mode (`enqueue` given): handed to the queue that `docent worker` processes run
+    (ingest/queue.py).
+    """
+
+    def __init__(
+        self,
+        table: JobTable,
+        ingestor: Ingestor | None = None,
+        *,
+        max_running: int = 2,
+        enqueue: Callable[[str], Awaitable[None]] | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """`on_close`: what `aclose` ends after the threads (the queue's connection pool)."""
+        if (ingestor is None) == (enqueue is None):
+            raise ValueError("give either an ingestor (run jobs here) or enqueue (run them on workers)")
+        self.table = table
+        self._ingestor = ingestor
+        self._enqueue = enqueue
+        self._on_close = on_close
+        self._pool = ThreadPoolExecutor(max_running, thread_name_prefix="ingest-job")
+        self._files = ThreadPoolExecutor(1, thread_name_prefix="ingest-files")
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._futures: dict[str, Future[None]] = {}
+
+    def prepare(self, work: Callable[[], T]) -> Future[T]:
+        """Run a job's blocking preparation (claiming it with its uploads) on the ingest side, off the
+        query path."""
+        return self._files.submit(work)
+
+    def running(self, collection: str) -> str | None:
+        """The id of the job queued or running on a collection, if any."""
+        return self.table.running(collection)
+
+    async def submit(self, job: IngestJob) -> None:
+        """Hand a claimed job to where it runs: this process's pool, or the workers' queue."""
+        if self._enqueue is not None:
+            await self._enqueue(job.id)
+        else:
+            self.start(job)
+
+    def start(self, job: IngestJob) -> None:
+        """Queue a claimed job on this process's ingest pool; it runs when a thread is free (unless
+        cancelled first)."""
         with self._lock:
-            job.error = error
-            self._finish(job, "failed")
+            if self._stop.is_set() or job.id in self._futures or self._ingestor is None:
+                return
+            future = self._pool.submit(self._execute, job.id)
+            self._futures[job.id] = future
+        future.add_done_callback(lambda _: self._forget(job.id))
+
+    def resume(self) -> int:
+        """Start every job left queued or running by a process that stopped (embedded: one server per data
+        dir, so they are this one's); returns how many."""
+        if self._ingestor is None:
+            return 0
+        jobs = self.table.unfinished()
+        for job in jobs:
+            self.start(job)
+        return len(jobs)
+
+    def _forget(self, job_id: str) -> None:
+        with self._lock:
+            self._futures.pop(job_id, None)
+
+    def _execute(self, job_id: str) -> None:
+        """Run a job on an ingest thread; never raises."""
+        if self._stop.is_set() or self._ingestor is None:
+            return
+        try:
+            run_job(self.table, job_id, self._ingestor, self._stop)
+        except Exception as exc:  # no queue retries here: end the job, freeing its collection, if we can
+            log.exception("ingest job %s: the database failed", job_id)
+            with suppress(Exception):
+                self.table.finish(job_id, "failed", error=f"the database failed: {type(exc).__name__}: {exc}")
 
     def close(self, timeout: float = 10.0) -> int:
-        """Cancel every job and wait up to `timeout` seconds for the running ones to stop; returns how many
-        are still running (a fetch in progress is not interrupted: they stop after it)."""
-        with self._lock:
-            for job_id in list(self._collections.values()):
-                job = self._jobs[job_id]
-                job.cancel.set()
-                future = self._futures.get(job_id)
-                if job.status == "queued" and (future is None or future.cancel()):
-                    self._finish(job, "cancelled")
-            running = list(self._futures.values())
+        """Stop taking jobs and wait up to `timeout` seconds for the running ones to reach their next source
+        (a fetch in progress is not interrupted); they stay queued in the table, for `resume` on the next
+        start. Returns how many were still running."""
+        self._stop.set()
         self._files.shutdown(wait=False, cancel_futures=True)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)  # the jobs not begun stay queued
+        with self._lock:
+            running = [future for future in self._futures.values() if not future.cancelled()]
         return len(wait(running, timeout).not_done)
 
-    def _execute(self, job: IngestJob, ingestor: Ingestor, cleanup: Callable[[], None] | None) -> None:
-        """Run a job to the end on an ingest thread; never raises."""
-        stopped = threading.Event()  # the pipeline saw the cancel and stopped early
+    async def aclose(self, wait_s: float = 10.0) -> int:
+        """`close` off the event loop, then close the queue; returns how many jobs were still running."""
+        import asyncio
 
-        def cancelled() -> bool:
-            if job.cancel.is_set():
-                stopped.set()
-                return True
-            return False
-
-        def progress(source: str, done: int, total: int) -> None:
-            job.current, job.done, job.total = source, done, total
-
-        try:
-            with self._lock:
-                if job.status in FINISHED:
-                    return
-                if job.cancel.is_set():  # cancelled after a thread took it, before it began
-                    self._finish(job, "cancelled")
-                    return
-                job.status = "running"
-            status: JobStatus = "failed"
-            try:
-                job.summary = ingestor.run(
-                    job.items,
-                    collection=job.collection,
-                    on_progress=progress,
-                    on_result=job.results.append,
-                    cancelled=cancelled,
-                    fetch_policy=FetchPolicy.strict(ingestor.settings),  # URLs from HTTP callers
-                )
-                status = "cancelled" if stopped.is_set() else "done"
-            except Exception as exc:  # a store or collection error: the job failed as a whole
-                job.error = f"{type(exc).__name__}: {exc}"
-            with self._lock:
-                self._finish(job, status)
-        finally:
-            if cleanup is not None:
-                cleanup()
-
-    def _finish(self, job: IngestJob, status: JobStatus) -> None:
-        """Mark a job finished and free its collection (the lock is held)."""
-        job.status, job.current, job.finished_at = status, None, utc_now()
-        if self._collections.get(job.collection) == job.id:
-            del self._collections[job.collection]
-        self._futures.pop(job.id, None)
-        self._finished[job.id] = self._clock()
-        self._prune()
-
-    def _prune(self) -> None:
-        """Forget finished jobs older than the TTL, and the oldest beyond `kept` (the lock is held)."""
-        expired = self._clock() - self._ttl_s
-        while self._finished:
-            job_id, finished = next(iter(self._finished.items()))
-            if finished > expired and len(self._finished) <= self._kept:
-                break
-            del self._finished[job_id]
-            self._jobs.pop(job_id, None)
+        stuck = await asyncio.to_thread(self.close, wait_s)
+        if self._on_close is not None:
+            await self._on_close()
+        return stuck

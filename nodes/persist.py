@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from langgraph.runtime import Runtime
 
-from core.storage.records import SqliteRecords, TurnRecord
+from core.storage.records import TurnRecord, TurnRecords
 from core.types import ANSWER_FIELDS, AnswerFields
 
 
@@ -19,7 +19,7 @@ class PersistInput(AnswerFields):
     started_at: float
 
 
-async def persist(state: PersistInput, runtime: Runtime[Any], *, records: SqliteRecords) -> dict[str, Any]:
+async def persist(state: PersistInput, runtime: Runtime[Any], *, records: TurnRecords) -> dict[str, Any]:
     """One row per turn: thread, question, answer, citations, model, latency, usage, cost, degradation."""
     info = runtime.execution_info
     record = TurnRecord(

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 import redis
+from sqlalchemy import Engine
 
+from bench.support.postgres import temporary_database
 from bench.support.servers import SAMPLE_CORPUS, ModelScript, ollama_app, openai_app, serving
 from core.retrieval.onnx_embedder import OnnxMiniLMEmbedder
 from core.services import Services
 from core.settings import Settings
+from core.storage.db import make_engine, upgrade
 from ingest.pipeline import Ingestor
 from tests.helpers import REDIS_URL
 
@@ -30,6 +33,31 @@ def isolated_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def settings(tmp_path: Path) -> Settings:
     """Settings whose every store lives in this test's temp dir."""
     return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database of this test alone (libpq URL), dropped after."""
+    with temporary_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings on a fresh embedded SQLite file, or on a fresh PostgreSQL database: a test taking it runs
+    on both."""
+    if request.param == "sqlite":
+        return Settings(data_dir=tmp_path / "data")
+    return Settings(data_dir=tmp_path / "data", database_url=request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def engine(db_settings: Settings) -> Iterator[Engine]:
+    """The database of `db_settings`, migrated to the newest revision."""
+    engine = make_engine(db_settings)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

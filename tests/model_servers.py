@@ -60,7 +60,7 @@ class ModelBackedDocent:
 
     def turns(self, thread_id: str) -> list[tuple[Any, ...]]:
         """A thread's rows in the records DB, oldest first."""
-        with closing(sqlite3.connect(self.data_dir / "records.sqlite")) as db:
+        with closing(sqlite3.connect(self.data_dir / "docent.sqlite")) as db:
             return db.execute(
                 "SELECT question, answer, model, degraded, degraded_reason, prompt_tokens, completion_tokens,"
                 " usage_estimated, cost_usd FROM turns WHERE thread_id = ? ORDER BY id",

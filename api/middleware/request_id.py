@@ -12,6 +12,7 @@ _HEADER_KEY = HEADER.lower().encode("latin-1")
 # Ids that are safe to echo in a header and to write in a log line.
 _SANE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
+
 def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
     """The client's X-Request-ID if it is 1-128 characters of `[A-Za-z0-9._:-]`, else a new uuid4 hex."""
     for name, value in headers:

@@ -7,6 +7,7 @@ from importlib.metadata import version
 from typing import Literal
 
 import httpx
+import redis.asyncio as aioredis
 from fastapi.responses import JSONResponse
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from pydantic import BaseModel, ConfigDict
@@ -17,12 +18,12 @@ from api.routes import docent_router
 from api.schemas import Health
 from core.answering.providers import model_probe, provider_of
 from core.services import Services
+from core.settings import Settings
 
 router = docent_router(tags=["health"])
 
 # A thread id no request can use (thread ids are validated), read by the checkpointer check.
 _PROBE_THREAD = "__docent_ready__"
-
 
 
 class Readiness(BaseModel):
@@ -69,8 +70,9 @@ async def health(services: ServicesDep) -> Health:
     responses={503: {"model": Readiness, "description": "A check failed; its entry says why."}},
 )
 async def ready(resources: ResourcesDep) -> JSONResponse:
-    """Readiness: 200 when the records DB, Chroma and the checkpointer answer and the default model's server
-    is reachable (in-process models always are); else 503 naming the failed checks. Each check has 2 s.
+    """Readiness: 200 when the relational database (`records`), Chroma, the checkpointer and Redis (when
+    used: server mode or the Redis rate limiter) answer and the default model's server is reachable
+    (in-process models always are); else 503 naming the failed checks. Each check has 2 s.
     """
     services, checkpointer = resources.docent.services, resources.docent.checkpointer
     probes: dict[str, Probe] = {
@@ -79,6 +81,8 @@ async def ready(resources: ResourcesDep) -> JSONResponse:
         "checkpointer": lambda: _checkpointer(checkpointer),
         "model": lambda: _model(services),
     }
+    if _uses_redis(services.settings):
+        probes["redis"] = lambda: _redis(services.settings)
     results = await asyncio.gather(*(resources.probes.run(name, probe) for name, probe in probes.items()))
     checks = dict(zip(probes, results, strict=True))
     ok = all(result == "ok" for result in checks.values())
@@ -87,12 +91,29 @@ async def ready(resources: ResourcesDep) -> JSONResponse:
 
 
 def _records(services: Services) -> None:
-    services.records.ping()
+    # `SELECT 1` on the process's one engine: records, keys, sources and jobs all live behind it.
+    with services.database.connect() as connection:
+        connection.exec_driver_sql("SELECT 1").all()
 
 
 def _chroma(services: Services) -> None:
     # Reads the default collection's record (creates nothing); raises when Chroma cannot be read.
     services.store.vectors.stored_model(services.settings.collection)
+
+
+def _uses_redis(settings: Settings) -> bool:
+    """Redis holds the turn locks in server mode, and the rate limiter's buckets when it is the backend."""
+    return settings.server_mode or settings.rate_limit_backend == "redis"
+
+
+async def _redis(settings: Settings) -> None:
+    client = aioredis.Redis.from_url(
+        settings.redis_url, socket_timeout=CHECK_TIMEOUT_S, socket_connect_timeout=CHECK_TIMEOUT_S
+    )
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
 
 
 async def _checkpointer(saver: BaseCheckpointSaver[str]) -> None:

@@ -1,19 +1,23 @@
-"""POST /ingest starts a background ingestion job (on the ingest threads, never the query path's); GET
-/ingest/{job_id} reports its progress and results; DELETE /ingest/{job_id} cancels it."""
+"""POST /ingest records an ingestion job in the database and hands it to where jobs run (this process's
+ingest threads, never the query path's; or, in server mode, the queue `docent worker` processes run); GET
+/ingest/{job_id} reports its progress and results from the database, on any replica; DELETE /ingest/{job_id}
+cancels it."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import binascii
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
 from api.deps import JobsDep, ResourcesDep, SettingsDep
+from api.idempotency import IdempotencyKey, run_once
 from api.routes import docent_router
 from api.schemas import (
     AUTH_ERRORS,
@@ -31,6 +35,7 @@ from core.storage.sources import shown_uri
 from ingest.jobs import IngestJob, IngestJobs, JobConflictError, JobQueueFullError
 
 router = docent_router(tags=["ingest"])
+log = logging.getLogger(__name__)
 
 
 def _decode_uploads(files: list[UploadedFile]) -> list[tuple[str, bytes]]:
@@ -47,18 +52,6 @@ def _decode_uploads(files: list[UploadedFile]) -> list[tuple[str, bytes]]:
     return decoded
 
 
-def _save_uploads(folder: Path, files: list[tuple[str, bytes]]) -> list[str]:
-    """Write uploads under `<data_dir>/uploads/<stored collection>/` (one folder per workspace's collection);
-    a file's path is its source URI, so sending the same name again replaces that source (or skips it,
-    unchanged)."""
-    paths: list[str] = []
-    for name, data in files:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(data)
-        paths.append(str((folder / name).resolve()))
-    return paths
-
-
 @router.post(
     "/ingest",
     status_code=202,
@@ -72,15 +65,29 @@ def _save_uploads(folder: Path, files: list[tuple[str, bytes]]) -> list[str]:
         503: {
             "model": ErrorBody,
             "description": "Every running and queued ingest slot is taken (DOCENT_INGEST_MAX_RUNNING_JOBS,"
-            " DOCENT_INGEST_MAX_QUEUED_JOBS); Retry-After says when to try again.",
+            " DOCENT_INGEST_MAX_QUEUED_JOBS), or the job queue is unreachable; Retry-After says when to try"
+            " again.",
         },
     },
 )
 async def start_ingest(
-    body: IngestRequest, resources: ResourcesDep, caller: IngestCaller
-) -> IngestJobOut | JSONResponse:
+    body: IngestRequest,
+    request: Request,
+    resources: ResourcesDep,
+    caller: IngestCaller,
+    idempotency_key: IdempotencyKey = None,
+) -> IngestJobOut | Response:
     """Start ingesting URLs and files in the background; poll GET /ingest/{id}. One job per collection; a job
-    over the running cap waits as `queued`."""
+    over the running cap waits as `queued`. With an `Idempotency-Key`, a retry gets the first job back."""
+    if idempotency_key is not None:
+        return await run_once(
+            request,
+            caller,
+            idempotency_key,
+            body,
+            lambda _run_id: start_ingest(body, request, resources, caller),
+            status_code=202,
+        )
     if not body.urls and not body.files:
         raise HTTPException(422, "give at least one of `urls` or `files`")
     if bad := [u for u in body.urls if not u.startswith(("http://", "https://"))]:
@@ -94,27 +101,30 @@ async def start_ingest(
     collection = workspace_collection(settings, caller, body.collection)  # stored name, in its workspace
     if len(collection.encode()) > 255:  # it names the uploads' folder
         raise HTTPException(422, f"collection: {body.collection!r} is too long for this workspace's uploads")
-    try:
-        job = jobs.claim(collection, list(body.urls), owner=caller.id)
+    urls = list(body.urls)
+    try:  # the uploads go into the database with the job, on the ingest side's thread
+        job = await asyncio.wrap_future(
+            jobs.prepare(lambda: jobs.table.claim(collection, urls, owner=caller.id, uploads=uploads))
+        )
     except JobConflictError as exc:  # the running job's id only to the key that started it
         own = exc.job_id if exc.owner == caller.id else None
         return JSONResponse({"detail": str(exc), "job_id": own}, status_code=409)
     except JobQueueFullError as exc:
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "30"})
-    folder = settings.data_dir / "uploads" / collection
-    if uploads:
-        try:
-            job.items += await asyncio.wrap_future(jobs.prepare(lambda: _save_uploads(folder, uploads)))
-        except OSError as exc:
-            jobs.fail(job, f"cannot save the uploaded files: {exc}")
-            raise HTTPException(500, job.error) from exc
-    jobs.start(job, resources.ingestor)
+    try:
+        await jobs.submit(job)
+    except Exception as exc:  # the workers' queue is unreachable: the job must not hold the collection
+        log.warning("ingest job %s could not be queued: %s: %s", job.id, type(exc).__name__, exc)
+        await asyncio.to_thread(jobs.table.finish, job.id, "failed", error="the job queue is unreachable")
+        return JSONResponse(
+            {"detail": "the ingest job queue is unreachable; try again later"},
+            status_code=503,
+            headers={"Retry-After": "30"},
+        )
     return _job_out(job, settings.data_dir)
 
 
-JobId = Annotated[
-    str, PathParam(description="The job's id, from POST /ingest.", examples=[SAMPLE_JOB["id"]])
-]
+JobId = Annotated[str, PathParam(description="The job's id, from POST /ingest.", examples=[SAMPLE_JOB["id"]])]
 JOB_REPLIES: dict[int | str, dict[str, Any]] = {
     **AUTH_ERRORS,
     404: {"model": ErrorBody, "description": "No such job for this key."},
@@ -133,8 +143,9 @@ async def ingest_status(
     caller: IngestCaller,
 ) -> IngestJobOut:
     """A job's progress, per-source results so far, and its summary once done (only to the key that started
-    it). Finished jobs are forgotten after DOCENT_INGEST_JOB_TTL_S (then 404)."""
-    return _job_out(_owned_job(jobs, job_id, caller.id), settings.data_dir)
+    it), as the database says on whichever replica answers. Finished jobs are forgotten after
+    DOCENT_INGEST_JOB_TTL_S (then 404)."""
+    return _job_out(await _owned_job(jobs, job_id, caller.id), settings.data_dir)
 
 
 @router.delete(
@@ -150,9 +161,9 @@ async def cancel_ingest(
 ) -> IngestJobOut:
     """Cancel a job: a queued one is `cancelled` at once; a running one stops before its next source
     (`cancel_requested` until then), keeping the sources it already committed. A finished job is unchanged."""
-    job = _owned_job(jobs, job_id, caller.id)
-    jobs.cancel(job)
-    return _job_out(job, settings.data_dir)
+    job = await _owned_job(jobs, job_id, caller.id)
+    cancelled = await asyncio.to_thread(jobs.table.request_cancel, job.id)
+    return _job_out(cancelled or job, settings.data_dir)
 
 
 def _job_out(job: IngestJob, data_dir: Path) -> IngestJobOut:
@@ -168,9 +179,9 @@ def _job_out(job: IngestJob, data_dir: Path) -> IngestJobOut:
     return IngestJobOut.model_validate(out)
 
 
-def _owned_job(jobs: IngestJobs, job_id: str, owner: str) -> IngestJob:
+async def _owned_job(jobs: IngestJobs, job_id: str, owner: str) -> IngestJob:
     """The job if `owner` (a key id) started it; any other key gets the same 404 as for an unknown id."""
-    job = jobs.get(job_id)
+    job = await asyncio.to_thread(jobs.table.get, job_id)
     if job is None or job.owner != owner:
         raise HTTPException(404, f"no ingest job {job_id!r}")
     return job

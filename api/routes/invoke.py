@@ -6,10 +6,11 @@ import asyncio
 import logging
 from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Request, Response
 from pydantic import TypeAdapter
 
 from api.deps import DocentDep, get_records
+from api.idempotency import IdempotencyKey, run_once
 from api.routes import docent_router
 from api.schemas import (
     AUTH_ERRORS,
@@ -30,9 +31,10 @@ from api.security.limits import check_question
 from api.security.ownership import thread_for_turn
 from api.security.workspaces import turn_context
 from core.answering.providers import UnknownModelError
+from core.errors import unavailable
 from core.retrieval.vector_store import CollectionError, EmbeddingMismatchError
 from core.storage.keys import Principal
-from core.types import TurnOutput
+from core.types import TurnOutput, TurnResult, turn_output
 from graph.build import Docent
 from graph.multitask import ThreadBusyError
 from graph.turn import run_turn
@@ -42,16 +44,26 @@ OUTPUT_SCHEMA = TypeAdapter(TurnOutput).json_schema()
 log = logging.getLogger(__name__)
 
 
-async def answer(request: Request, docent: Docent, caller: Principal, body: InvokeRequest) -> InvokeResponse:
+async def answer(
+    request: Request, docent: Docent, caller: Principal, body: InvokeRequest, run_id: str | None = None
+) -> InvokeResponse:
     """One checked turn on a thread the caller owns (shared by /invoke and /batch)."""
     knobs = body.config.configurable
     check_question(request, body.input.message, knobs)
     context = await turn_context(docent.services, caller, body.run_context())
     thread = await thread_for_turn(get_records(request), caller, knobs.thread_id)
     result = await run_turn(
-        docent.graph, body.input.message, thread_id=thread, context=context, gate=docent.turns
+        docent.graph, body.input.message, thread_id=thread, context=context, gate=docent.turns, run_id=run_id
     )
     return InvokeResponse.model_validate(result.response())
+
+
+async def stored_turn(docent: Docent, run_id: str) -> TurnResult | None:
+    """The turn a run stored in the records, as its answer (for an idempotent retry after a crash)."""
+    record = await asyncio.to_thread(docent.services.records.by_run_id, run_id)
+    if record is None:
+        return None
+    return TurnResult(run_id=run_id, output=turn_output(record.thread_id, dict(record.answer)))
 
 
 @router.post(
@@ -60,10 +72,29 @@ async def answer(request: Request, docent: Docent, caller: Principal, body: Invo
     responses=TURN_ERRORS,
 )
 async def invoke(
-    body: InvokeRequest, request: Request, docent: DocentDep, caller: QueryCaller
-) -> InvokeResponse:
-    """Answer a question on a thread (a new one when `config.configurable.thread_id` is omitted)."""
-    return await answer(request, docent, caller, body)
+    body: InvokeRequest,
+    request: Request,
+    docent: DocentDep,
+    caller: QueryCaller,
+    idempotency_key: IdempotencyKey = None,
+) -> InvokeResponse | Response:
+    """Answer a question on a thread (a new one when `config.configurable.thread_id` is omitted). With an
+    `Idempotency-Key`, a retry gets the first answer back instead of a second turn (see docs/api.md)."""
+    if idempotency_key is None:
+        return await answer(request, docent, caller, body)
+
+    async def recover(run_id: str) -> InvokeResponse | None:
+        found = await stored_turn(docent, run_id)
+        return InvokeResponse.model_validate(found.response()) if found is not None else None
+
+    return await run_once(
+        request,
+        caller,
+        idempotency_key,
+        body,
+        lambda run_id: answer(request, docent, caller, body, run_id),
+        recover=recover,
+    )
 
 
 def _failure(exc: Exception) -> BatchError:
@@ -73,6 +104,8 @@ def _failure(exc: Exception) -> BatchError:
         return BatchError(status=400, detail=str(exc))
     if isinstance(exc, EmbeddingMismatchError | CollectionError | ThreadBusyError):
         return BatchError(status=409, detail=str(exc))
+    if (down := unavailable(exc)) is not None:
+        return BatchError(status=503, detail=f"{down.dependency} is unavailable: {down}")
     log.exception("batch input failed", exc_info=exc)
     return BatchError(status=500, detail=f"internal error: {type(exc).__name__}")
 

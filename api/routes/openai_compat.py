@@ -9,12 +9,14 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.deps import DocentDep, ServicesDep
+from api.idempotency import OpenAIIdempotencyKey, run_once
 from api.openai_errors import openai_error_body
 from api.routes import docent_router
+from api.routes.invoke import stored_turn
 from api.routes.stream import STREAM_HEADERS
 from api.schemas import Configurable
 from api.schemas.openai import (
@@ -33,9 +35,12 @@ from api.security.auth import QueryCaller
 from api.security.limits import check_question
 from api.security.ownership import thread_for_turn
 from api.security.workspaces import readable_collection
+from core.errors import DependencyUnavailable
 from core.retrieval.vector_store import CollectionError
 from core.services import Services
+from core.storage.keys import Principal
 from core.types import Citation, DocentContext, PriorMessage, TurnOutput, TurnResult, turn_output
+from graph.build import Docent
 from graph.multitask import ThreadBusyError
 from graph.turn import run_turn, stream_turn
 
@@ -185,6 +190,10 @@ async def _chunks(
                     yield chunk(None, usage=_usage(output).model_dump())
     except (CollectionError, ThreadBusyError) as exc:
         yield ServerSentEvent(data=json.dumps(openai_error_body(409, str(exc))))
+    except DependencyUnavailable as exc:  # e.g. Redis, for the thread's turn lock, after the 200 went out
+        yield ServerSentEvent(
+            data=json.dumps(openai_error_body(503, f"{exc.dependency} is unavailable: {exc}"))
+        )
     yield ServerSentEvent(data="[DONE]")
 
 
@@ -200,10 +209,46 @@ async def _chunks(
     },
 )
 async def chat_completions(
-    body: ChatCompletionRequest, request: Request, docent: DocentDep, caller: QueryCaller
-) -> ChatCompletion | EventSourceResponse:
+    body: ChatCompletionRequest,
+    request: Request,
+    docent: DocentDep,
+    caller: QueryCaller,
+    idempotency_key: OpenAIIdempotencyKey = None,
+) -> ChatCompletion | EventSourceResponse | Response:
     """Answer the last user message from the ingested documents; citations are appended to the text and
-    given in `citations`. Pass `thread_id` (the response's) to continue a Docent thread."""
+    given in `citations`. Pass `thread_id` (the response's) to continue a Docent thread. With an
+    `Idempotency-Key` header (1 to 255 visible ASCII characters; not with `stream: true`), a retry with the
+    same key and body gets the first completion back instead of a second turn."""
+    if idempotency_key is not None:
+        if body.stream:
+            raise HTTPException(
+                400,
+                "Idempotency-Key: a streamed completion cannot be replayed; send `stream: false` or no key",
+            )
+
+        async def recover(run_id: str) -> ChatCompletion | None:
+            found = await stored_turn(docent, run_id)
+            return _completion(found) if found is not None else None
+
+        return await run_once(
+            request,
+            caller,
+            idempotency_key,
+            body,
+            lambda run_id: _complete(body, request, docent, caller, run_id),
+            recover=recover,
+        )
+    return await _complete(body, request, docent, caller)
+
+
+async def _complete(
+    body: ChatCompletionRequest,
+    request: Request,
+    docent: Docent,
+    caller: Principal,
+    run_id: str | None = None,
+) -> ChatCompletion | EventSourceResponse:
+    """One completion, streamed or not (`run_id`: the turn's, for a non-streamed idempotent request)."""
     question, history = _question(body)
     services = docent.services
     model = _model(body, services)
@@ -215,7 +260,13 @@ async def chat_completions(
     if not body.stream:
         return _completion(
             await run_turn(
-                docent.graph, question, thread_id=thread, context=context, history=prior, gate=docent.turns
+                docent.graph,
+                question,
+                thread_id=thread,
+                context=context,
+                history=prior,
+                gate=docent.turns,
+                run_id=run_id,
             )
         )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)

@@ -67,7 +67,7 @@ async def delete_source(
     record = await asyncio.to_thread(services.store.sources.get, name, source_id)
     if record is None:
         raise HTTPException(404, f"no source {source_id!r} in collection {visible_collection(name)!r}")
-    if jobs.running(name) is not None:  # which job, and whose, is not this caller's business
+    if await asyncio.to_thread(jobs.running, name) is not None:  # whose job is not this caller's business
         raise HTTPException(409, "an ingest job is already running on this collection")
     removed = await asyncio.to_thread(services.store.remove_source, name, record.uri)
     shown = shown_uri(record.uri, services.settings.data_dir)

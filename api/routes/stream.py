@@ -16,6 +16,7 @@ from api.security.auth import QueryCaller
 from api.security.limits import check_question
 from api.security.ownership import thread_for_turn
 from api.security.workspaces import turn_context
+from core.errors import unavailable
 from core.retrieval.vector_store import CollectionError
 from core.types import DocentContext
 from graph.build import Docent
@@ -52,7 +53,8 @@ async def turn_events(
     docent: Docent, body: InvokeRequest, thread_id: str, context: DocentContext
 ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """The events of one turn on a thread the caller owns, shared by /stream and /ws. A collection error or a
-    busy thread, which /invoke answers with a 409, becomes an in-band `error` event: the stream has begun.
+    busy thread, which /invoke answers with a 409, and a dependency outage (/invoke's 503) become an in-band
+    `error` event: the stream has begun.
     """
     try:
         async for name, data in stream_turn(
@@ -65,6 +67,10 @@ async def turn_events(
             yield name, data
     except (CollectionError, ThreadBusyError) as exc:
         yield "error", {"detail": str(exc), "status": 409}
+    except Exception as exc:  # a store, Redis or the database went away mid-turn: 503, as /invoke says
+        if (down := unavailable(exc)) is None:
+            raise
+        yield "error", {"detail": f"{down.dependency} is unavailable: {down}", "status": 503}
 
 
 @router.post(

@@ -25,7 +25,7 @@ from api.schemas import (
 )
 from api.security.auth import QueryCaller
 from api.security.ownership import OwnedThread, thread_for_turn
-from core.storage.records import SqliteRecords, ThreadInfo
+from core.storage.records import ThreadInfo, TurnRecords
 
 router = docent_router(tags=["threads"])
 
@@ -40,7 +40,7 @@ def _summary(info: ThreadInfo) -> ThreadSummary:
     )
 
 
-def _messages(records: SqliteRecords, thread_id: str) -> list[MessageOut]:
+def _messages(records: TurnRecords, thread_id: str) -> list[MessageOut]:
     messages: list[MessageOut] = []
     for turn in records.turns(thread_id):
         messages.append(MessageOut(role="user", content=turn.question, created_at=turn.created_at))

@@ -19,6 +19,7 @@ from api.security.limits import check_question
 from api.security.ownership import thread_for_turn
 from api.security.workspaces import turn_context
 from core.answering.providers import UnknownModelError
+from core.errors import unavailable
 from core.storage.keys import Principal
 
 router = docent_router(tags=["stream"])
@@ -84,6 +85,11 @@ async def ws(websocket: WebSocket) -> None:
             return
         except HTTPException as exc:
             await refuse(exc.status_code, exc.detail)
+            return
+        except Exception as exc:
+            if (down := unavailable(exc)) is None:
+                raise
+            await refuse(503, f"{down.dependency} is unavailable: {down}")
             return
         async for name, data in turn_events(docent, body, thread, context):
             await websocket.send_json({"event": name, "data": data})

@@ -222,6 +222,11 @@ TURN_ERRORS: dict[int | str, dict[str, Any]] = {
     },
     413: {"model": ErrorBody, "description": "Body too large."},
     422: {"model": ValidationErrorBody, "description": "Invalid body, or over the message/k limits."},
+    503: {
+        "model": ErrorBody,
+        "description": "A store it needs (the Chroma server, the database, Redis) cannot be reached; retry"
+        " after Retry-After.",
+    },
 }
 
 

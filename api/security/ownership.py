@@ -13,7 +13,7 @@ from api.deps import RecordsDep
 from api.schemas import SAMPLE_THREAD_ID, THREAD_ID_PATTERN
 from api.security.auth import QueryCaller
 from core.storage.keys import Principal
-from core.storage.records import SqliteRecords, ThreadInfo
+from core.storage.records import ThreadInfo, TurnRecords
 from graph.turn import new_thread_id
 
 
@@ -24,7 +24,7 @@ class ThreadNotFound(HTTPException):
         super().__init__(404, f"no thread {thread_id!r}")
 
 
-async def thread_for_turn(records: SqliteRecords, principal: Principal, thread_id: str | None) -> str:
+async def thread_for_turn(records: TurnRecords, principal: Principal, thread_id: str | None) -> str:
     """The thread a turn runs on: a new one owned by the caller when none is given; a given id is claimed for
     the caller when nobody has used it yet, and is a 404 when someone else has.
     """
@@ -34,7 +34,7 @@ async def thread_for_turn(records: SqliteRecords, principal: Principal, thread_i
     return thread
 
 
-async def owned_thread(records: SqliteRecords, principal: Principal, thread_id: str) -> ThreadInfo:
+async def owned_thread(records: TurnRecords, principal: Principal, thread_id: str) -> ThreadInfo:
     """The caller's thread by id; 404 when it is not theirs."""
     info = await asyncio.to_thread(records.thread, thread_id)
     if info is None or (info.owner, info.workspace) != (principal.id, principal.workspace):

@@ -1,5 +1,5 @@
 """Where ingested chunks live: dense vectors in Chroma, BM25 terms in the keyword index, and one record per
-source beside the keyword rows, kept in step."""
+source beside the keyword rows in the relational database, kept in step."""
 
 from __future__ import annotations
 
@@ -41,10 +41,10 @@ class SourceVersion:
 class ChunkStore:
     """Writes and removals go to both indexes; a chunk counts as stored only when both hold it.
 
-    Chroma is written first (new vectors upserted, stale ones deleted), then one SQLite transaction writes the
-    keyword rows, drops the stale ones and marks each source done. A crash anywhere before that commit leaves
-    the source's old record, so the next run redoes it; ids are deterministic and writes are upserts, so
-    redoing is harmless.
+    Chroma is written first (new vectors upserted, stale ones deleted), then one database transaction writes
+    the keyword rows, drops the stale ones and marks each source done. A crash anywhere before that commit
+    leaves the source's old record, so the next run redoes it; ids are deterministic and writes are upserts,
+    so redoing is harmless.
     """
 
     def __init__(
@@ -115,5 +115,5 @@ class ChunkStore:
         return len(ids)
 
     def close(self) -> None:
-        """Close the keyword index file."""
+        """Close the keyword index (its database is the composition root's to dispose of)."""
         self.keywords.close()

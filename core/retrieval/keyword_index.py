@@ -1,76 +1,133 @@
-"""BM25 over chunk text: SQLite FTS5 (Porter stemming) in a file beside the Chroma store.
+"""BM25 over chunk text, on the relational database: rows in `keyword_chunks` (core/storage/models.py), ranked
+by SQLite FTS5 in the embedded file or by PostgreSQL full-text search in server mode, so that every replica
+reads the same keyword data and a source's keyword rows commit with its record.
 
-Why not a BM25 library: FTS5 ships inside Python's sqlite3, persists and updates incrementally (add, replace,
-remove are single transactions), and ranks with BM25 natively; in-memory BM25 packages must rebuild on change.
+SQLite: one contentless FTS5 table per collection (`kw_<hash>`, made at run time, Porter stemming), whose
+rowids are those of the collection's `keyword_chunks` rows. One table per collection keeps BM25's statistics
+(document count, average length, document frequencies) the collection's own, as they were when each
+collection had its own table; one FTS5 table over every collection would rank a collection's chunks by
+every other's words. Contentless, because the text is already in `keyword_chunks`, which is also where the
+old text of a replaced or removed chunk is read from to take it out of the FTS5 index. (`keyword_chunks`
+has indexes, so VACUUM keeps its rowids.)
+
+PostgreSQL: migration 0001 gives `keyword_chunks` a generated `tsv` column (`to_tsvector('english', text)`)
+with a GIN index and a generated `doc_len` (its count of words, as FTS5 counts tokens). The ranking is BM25
+(k1 1.2, b 0.75, the FTS5 defaults) computed in SQL over the chunks matching any content word of the query,
+with the collection's own statistics: PostgreSQL's `ts_rank`/`ts_rank_cd` have no inverse document
+frequency, so a question's rare, telling word would count no more than its common ones (docs/retrieval.md,
+"Keyword index on PostgreSQL").
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select, text
+from sqlalchemy.dialects import postgresql
+
+from core.storage.models import keyword_chunks
 from core.text import STOPWORDS
 
 _TOKEN = re.compile(r"\w+")
 _BATCH = 500  # ids per SQL statement, below SQLite's variable limit
+TOKENIZER = "porter unicode61 remove_diacritics 2"
+TEXT_SEARCH_CONFIG = "english"
+"""PostgreSQL's text search configuration for chunks and queries (Snowball English stemming, stopwords)."""
+BM25_K1 = 1.2
+BM25_B = 0.75
+
+
+def content_words(query: str) -> list[str]:
+    """The query's words, lower-cased, without stopwords or repeats, in order."""
+    return list(dict.fromkeys(w for w in _TOKEN.findall(query.lower()) if w not in STOPWORDS))
 
 
 def match_expression(query: str) -> str:
     """An FTS5 query matching any content word of the text (quoted, so no word is read as an operator)."""
-    words = dict.fromkeys(w for w in _TOKEN.findall(query.lower()) if w not in STOPWORDS)
-    return " OR ".join(f'"{w}"' for w in words)
+    return " OR ".join(f'"{w}"' for w in content_words(query))
+
+
+def fts_table(collection: str) -> str:
+    """The SQLite FTS5 table of one collection (a name safe to put in SQL)."""
+    return "kw_" + hashlib.sha1(collection.encode()).hexdigest()[:16]
+
+
+# BM25 over the chunks of one collection that match any query lexeme. The lexemes are those PostgreSQL itself
+# makes of the query's words, each quoted, so no word is read as an operator; a lexeme's document frequency
+# is the number of matching chunks that hold it (every chunk that holds one matches). MATERIALIZED: each part
+# is computed once, not again for every row that reads it.
+_PG_SEARCH = text(
+    r"""
+    WITH terms AS MATERIALIZED (
+        SELECT DISTINCT lexeme AS term FROM unnest(to_tsvector(CAST(:config AS regconfig), :words))
+    ),
+    hits AS MATERIALIZED (
+        SELECT k.chunk_id, k.doc_len, u.lexeme, cardinality(u.positions) AS frequency
+        FROM keyword_chunks k CROSS JOIN LATERAL unnest(k.tsv) AS u
+        WHERE k.collection = :collection
+          AND k.tsv @@ (
+            SELECT CAST(string_agg(
+                '''' || replace(replace(term, '\', '\\'), '''', '''''') || '''', ' | '
+            ) AS tsquery)
+            FROM terms
+          )
+          AND u.lexeme IN (SELECT term FROM terms)
+    ),
+    frequencies AS (SELECT lexeme, count(*) AS documents FROM hits GROUP BY lexeme),
+    stats AS (
+        SELECT count(*) AS documents, coalesce(avg(doc_len), 1) AS average_length
+        FROM keyword_chunks WHERE collection = :collection
+    )
+    SELECT h.chunk_id, sum(
+        ln(1 + (s.documents - f.documents + 0.5) / (f.documents + 0.5))
+        * h.frequency * (:k1 + 1)
+        / (h.frequency + :k1 * (1 - :b + :b * h.doc_len / greatest(s.average_length, 1)))
+    ) AS score
+    FROM hits h JOIN frequencies f ON f.lexeme = h.lexeme CROSS JOIN stats s
+    GROUP BY h.chunk_id
+    ORDER BY score DESC, h.chunk_id
+    LIMIT :k
+    """
+)
 
 
 class KeywordIndex:
-    """One FTS5 table per collection (so BM25's statistics are the collection's own), keyed by chunk id."""
+    """The keyword rows of every collection, keyed by (collection, chunk id), on the process's one Engine."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+        # SQLite has one writer at a time: writers of this process queue here rather than on the file lock.
+        self._write_lock = threading.Lock() if self._sqlite else None
         self._ready: set[str] = set()
 
-    def _table(self, collection: str) -> str:
-        """Create the collection's tables once; callers hold the lock."""
-        name = "kw_" + hashlib.sha1(collection.encode()).hexdigest()[:16]
-        if name not in self._ready:
-            # Plain statements, not executescript (which would commit a transaction this runs inside).
-            self._conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {name}_rows ("
-                "rowid INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE, source TEXT NOT NULL)"
-            )
-            self._conn.execute(f"CREATE INDEX IF NOT EXISTS {name}_source ON {name}_rows (source)")
-            self._conn.execute(
-                f"CREATE VIRTUAL TABLE IF NOT EXISTS {name}_fts USING fts5("
-                "text, tokenize = 'porter unicode61 remove_diacritics 2')"
-            )
-            self._ready.add(name)
-        return name
+    @property
+    def engine(self) -> Engine:
+        """The database the rows live in (shared with the source records)."""
+        return self._engine
 
     @contextmanager
     def transaction(self) -> Iterator[KeywordTransaction]:
-        """One SQLite transaction over the file: keyword rows and anything else kept in it commit together."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+        """One database transaction: the keyword rows and whatever else is written on its connection commit
+        together."""
+        with self._writing(), self._engine.begin() as connection:
             try:
-                yield KeywordTransaction(self)
-                self._conn.execute("COMMIT")
+                yield KeywordTransaction(self, connection)
             except BaseException:
-                self._conn.execute("ROLLBACK")
-                self._ready.clear()  # tables created inside the transaction are gone too
+                self._ready.clear()  # FTS5 tables created inside the transaction are gone too
                 raise
 
     @contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
-        """The connection, under the lock, for reads by modules that keep their tables in this file."""
-        with self._lock:
-            yield self._conn
+    def _writing(self) -> Iterator[None]:
+        if self._write_lock is None:
+            yield
+            return
+        with self._write_lock:
+            yield
 
     def upsert(
         self, collection: str, ids: Sequence[str], texts: Sequence[str], sources: Sequence[str]
@@ -84,86 +141,158 @@ class KeywordIndex:
         with self.transaction() as tx:
             tx.delete(collection, ids)
 
-    def _upsert_locked(
-        self, collection: str, ids: Sequence[str], texts: Sequence[str], sources: Sequence[str]
-    ) -> None:
-        table = self._table(collection)
-        self._delete_locked(table, ids)
-        for chunk_id, text, source in zip(ids, texts, sources, strict=True):
-            cursor = self._conn.execute(
-                f"INSERT INTO {table}_rows (chunk_id, source) VALUES (?, ?)", (chunk_id, source)
-            )
-            self._conn.execute(
-                f"INSERT INTO {table}_fts (rowid, text) VALUES (?, ?)", (cursor.lastrowid, text)
-            )
-
-    def _delete_locked(self, table: str, ids: Sequence[str]) -> None:
-        for start in range(0, len(ids), _BATCH):
-            batch = list(ids[start : start + _BATCH])
-            marks = ",".join("?" * len(batch))
-            rows = f"SELECT rowid FROM {table}_rows WHERE chunk_id IN ({marks})"
-            self._conn.execute(f"DELETE FROM {table}_fts WHERE rowid IN ({rows})", batch)
-            self._conn.execute(f"DELETE FROM {table}_rows WHERE chunk_id IN ({marks})", batch)
-
     def existing_ids(self, collection: str, ids: Sequence[str]) -> set[str]:
         """Which of these chunk ids are indexed."""
         found: set[str] = set()
-        with self._lock:
-            table = self._table(collection)
-            for start in range(0, len(ids), _BATCH):
-                batch = list(ids[start : start + _BATCH])
-                marks = ",".join("?" * len(batch))
-                rows = self._conn.execute(
-                    f"SELECT chunk_id FROM {table}_rows WHERE chunk_id IN ({marks})", batch
+        with self._engine.connect() as connection:
+            for batch in _batches(ids):
+                rows = connection.execute(
+                    select(keyword_chunks.c.chunk_id).where(
+                        keyword_chunks.c.collection == collection, keyword_chunks.c.chunk_id.in_(batch)
+                    )
                 )
                 found.update(r[0] for r in rows)
         return found
 
     def source_ids(self, collection: str, source: str) -> set[str]:
         """Ids of every indexed chunk of one source."""
-        with self._lock:
-            table = self._table(collection)
-            rows = self._conn.execute(f"SELECT chunk_id FROM {table}_rows WHERE source = ?", (source,))
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(keyword_chunks.c.chunk_id).where(
+                    keyword_chunks.c.collection == collection, keyword_chunks.c.source == source
+                )
+            )
             return {r[0] for r in rows}
+
+    def count(self, collection: str) -> int:
+        """How many chunks of the collection are indexed."""
+        with self._engine.connect() as connection:
+            query = select(func.count()).where(keyword_chunks.c.collection == collection)
+            return int(connection.execute(query).scalar_one())
 
     def search(self, collection: str, query: str, k: int) -> list[tuple[str, float]]:
         """The k best chunks by BM25 as (chunk id, score), best first; higher scores are better."""
-        expression = match_expression(query)
-        if not expression:
+        words = content_words(query)
+        if not words or k <= 0:
             return []
-        with self._lock:
-            table = self._table(collection)
-            rows = self._conn.execute(
-                f"SELECT r.chunk_id, bm25({table}_fts) AS rank FROM {table}_fts"
-                f" JOIN {table}_rows r ON r.rowid = {table}_fts.rowid"
-                f" WHERE {table}_fts MATCH ? ORDER BY rank LIMIT ?",
-                (expression, k),
-            ).fetchall()
-        return [(chunk_id, -float(rank)) for chunk_id, rank in rows]
+        with self._engine.connect() as connection:
+            if not self._sqlite:
+                rows = connection.execute(
+                    _PG_SEARCH,
+                    {
+                        "config": TEXT_SEARCH_CONFIG,
+                        "words": " ".join(words),
+                        "collection": collection,
+                        "k1": BM25_K1,
+                        "b": BM25_B,
+                        "k": k,
+                    },
+                ).all()
+                return [(str(chunk_id), float(score)) for chunk_id, score in rows]
+            if not self._exists(connection, collection):
+                return []
+            table = fts_table(collection)
+            rows = connection.execute(
+                text(
+                    f"SELECT k.chunk_id, f.rank FROM (SELECT rowid, bm25({table}) AS rank FROM {table}"
+                    f" WHERE {table} MATCH :expression ORDER BY rank LIMIT :k) f"
+                    " JOIN keyword_chunks k ON k.rowid = f.rowid ORDER BY f.rank"
+                ),
+                {"expression": match_expression(query), "k": k},
+            ).all()
+        return [(str(chunk_id), -float(rank)) for chunk_id, rank in rows]
+
+    def _exists(self, connection: Connection, collection: str) -> bool:
+        """Whether the collection's FTS5 table exists (reads never create it)."""
+        table = fts_table(collection)
+        if table in self._ready:
+            return True
+        found = connection.execute(
+            text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"), {"name": table}
+        ).first()
+        return found is not None
+
+    def _table(self, connection: Connection, collection: str) -> str:
+        """The collection's FTS5 table, created on its first write (inside the caller's transaction)."""
+        table = fts_table(collection)
+        if table not in self._ready:
+            connection.exec_driver_sql(
+                f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5("
+                f"text, content = '', tokenize = '{TOKENIZER}')"
+            )
+            self._ready.add(table)
+        return table
 
     def close(self) -> None:
-        """Close the index file."""
-        with self._lock:
-            self._conn.close()
+        """Nothing to close: the Engine belongs to the composition root (core.services.Services)."""
 
 
 class KeywordTransaction:
     """Writes inside `KeywordIndex.transaction()`: nothing is visible to readers until the block commits."""
 
-    def __init__(self, index: KeywordIndex) -> None:
+    def __init__(self, index: KeywordIndex, connection: Connection) -> None:
         self._index = index
-
-    @property
-    def connection(self) -> sqlite3.Connection:
-        """The connection the transaction runs on, for tables other modules keep in the same file."""
-        return self._index._conn
+        self.connection = connection
+        """The transaction's connection, for other tables (the source records) that must commit with it."""
 
     def upsert(
         self, collection: str, ids: Sequence[str], texts: Sequence[str], sources: Sequence[str]
     ) -> None:
         """Index chunks, replacing any with the same id."""
-        self._index._upsert_locked(collection, ids, texts, sources)
+        rows = sorted(
+            (
+                {"collection": collection, "chunk_id": i, "source": s, "text": t}
+                for i, t, s in zip(ids, texts, sources, strict=True)
+            ),
+            key=lambda row: row["chunk_id"],  # one order for every writer: no deadlock between two
+        )
+        rows = list({row["chunk_id"]: row for row in rows}.values())  # the last of a repeated id wins
+        if not rows:
+            return
+        if not self._index._sqlite:
+            insert = postgresql.insert(keyword_chunks)
+            statement = insert.on_conflict_do_update(
+                index_elements=[keyword_chunks.c.collection, keyword_chunks.c.chunk_id],
+                set_={"source": insert.excluded.source, "text": insert.excluded.text},
+            )
+            for start in range(0, len(rows), _BATCH):
+                self.connection.execute(statement, rows[start : start + _BATCH])
+            return
+        table = self._index._table(self.connection, collection)
+        chunk_ids = [row["chunk_id"] for row in rows]
+        self.delete(collection, chunk_ids)
+        for start in range(0, len(rows), _BATCH):
+            self.connection.execute(keyword_chunks.insert(), rows[start : start + _BATCH])
+        for batch in _batches(chunk_ids):
+            self.connection.execute(
+                text(
+                    f"INSERT INTO {table} (rowid, text) SELECT rowid, text FROM keyword_chunks"
+                    " WHERE collection = :collection AND chunk_id IN :ids"
+                ).bindparams(bindparam("ids", expanding=True)),
+                {"collection": collection, "ids": batch},
+            )
 
     def delete(self, collection: str, ids: Sequence[str]) -> None:
-        """Remove chunks by id."""
-        self._index._delete_locked(self._index._table(collection), ids)
+        """Remove chunks by id (unknown ids are ignored)."""
+        if self._index._sqlite and ids:
+            table = self._index._table(self.connection, collection)
+            for batch in _batches(ids):
+                # A contentless FTS5 table forgets a row when given the text it indexed.
+                self.connection.execute(
+                    text(
+                        f"INSERT INTO {table} ({table}, rowid, text) SELECT 'delete', rowid, text"
+                        " FROM keyword_chunks WHERE collection = :collection AND chunk_id IN :ids"
+                    ).bindparams(bindparam("ids", expanding=True)),
+                    {"collection": collection, "ids": batch},
+                )
+        for batch in _batches(ids):
+            self.connection.execute(
+                delete(keyword_chunks).where(
+                    keyword_chunks.c.collection == collection, keyword_chunks.c.chunk_id.in_(batch)
+                )
+            )
+
+
+def _batches(ids: Sequence[str]) -> Iterator[list[str]]:
+    for start in range(0, len(ids), _BATCH):
+        yield list(ids[start : start + _BATCH])

@@ -1,26 +1,124 @@
-"""LangGraph checkpointers: where each conversation thread's state is kept between requests."""
+"""LangGraph checkpointers: where each conversation thread's state is kept between requests.
+
+Embedded: a SQLite file under the data dir. Server mode (DOCENT_DATABASE_URL on PostgreSQL): LangGraph's
+AsyncPostgresSaver over a psycopg connection pool, so every replica reads and writes the same threads. Its
+tables are made by `docent db upgrade` (`setup_checkpoints`), never by a replica at start: a replica on a
+database without them refuses to start, naming the command, as for the relational schema.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
 
 from core.settings import Settings
+from core.storage.db import UPGRADE_COMMAND, SchemaError
+
+POOL_TIMEOUT_S = 5.0
+"""Longest wait for a pooled PostgreSQL connection before a turn fails (PoolTimeout), rather than hang."""
+_SETUP_LOCK = 0x646F63656E74  # "docent": the advisory lock two `docent db upgrade` runs take in turn
+
+
+def _connection_kwargs() -> dict[str, Any]:
+    # What AsyncPostgresSaver needs of its connections: it commits its own writes, runs the same statements
+    # through poolers that cannot keep prepared statements, and reads rows as dicts.
+    return {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+
+
+@asynccontextmanager
+async def _postgres_pool(settings: Settings) -> AsyncIterator[AsyncConnectionPool[AsyncConnection[DictRow]]]:
+    """A pool on DOCENT_DATABASE_URL whose connections are checked before use, so a restarted PostgreSQL is
+    reconnected to without restarting Docent."""
+    assert settings.database_url is not None
+    pool: AsyncConnectionPool[AsyncConnection[DictRow]] = AsyncConnectionPool(
+        settings.database_url,
+        min_size=1,
+        max_size=settings.database_pool_size,
+        kwargs=_connection_kwargs(),
+        timeout=POOL_TIMEOUT_S,
+        check=AsyncConnectionPool.check_connection,
+        open=False,
+    )
+    await pool.open(wait=True, timeout=POOL_TIMEOUT_S)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def _checkpoint_revision(pool: AsyncConnectionPool[AsyncConnection[DictRow]]) -> int | None:
+    """The newest checkpoint migration applied (None: the tables were never made)."""
+    async with pool.connection() as conn:
+        found = await conn.execute("SELECT to_regclass('checkpoint_migrations') AS t")
+        row = await found.fetchone()
+        if row is None or row["t"] is None:
+            return None
+        latest = await conn.execute("SELECT max(v) AS v FROM checkpoint_migrations")
+        row = await latest.fetchone()
+        return None if row is None else row["v"]
+
+
+async def _check_checkpoint_schema(
+    saver: AsyncPostgresSaver, pool: AsyncConnectionPool[AsyncConnection[DictRow]]
+) -> None:
+    head = len(saver.MIGRATIONS) - 1
+    current = await _checkpoint_revision(pool)
+    if current is None or current < head:
+        state = "has no checkpoint tables" if current is None else f"has checkpoint migration {current}"
+        raise SchemaError(
+            f"the database {state}; this version of Docent needs checkpoint migration {head}:"
+            f" run `{UPGRADE_COMMAND}` (with the same DOCENT_DATABASE_URL) first"
+        )
+
+
+async def _try_setup_lock(conn: AsyncConnection[DictRow]) -> bool:
+    row = await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (_SETUP_LOCK,))).fetchone()
+    return bool(row and row["ok"])
+
+
+async def setup_checkpoints(settings: Settings) -> None:
+    """Create or migrate the PostgreSQL checkpoint tables (`docent db upgrade`); nothing to do when embedded
+    (the SQLite saver makes its own tables). Runs under an advisory lock: two upgrades at once take turns."""
+    if not settings.server_mode:
+        return
+    async with _postgres_pool(settings) as pool, pool.connection() as lock:
+        # Polled, not waited for in pg_advisory_lock: a session blocked in a statement would stall the
+        # other upgrade's CREATE INDEX CONCURRENTLY, which waits for every open transaction.
+        while True:
+            if await _try_setup_lock(lock):
+                break
+            await asyncio.sleep(0.2)
+        try:
+            await AsyncPostgresSaver(pool).setup()
+        finally:
+            await lock.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
 
 
 @asynccontextmanager
 async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver[str]]:
-    """Open the configured checkpointer for the life of the app (SQLite under the data dir by default)."""
+    """Open the configured checkpointer for the life of the app: PostgreSQL in server mode (SchemaError when
+    its tables are missing or old), else a SQLite file under the data dir (or memory)."""
     if settings.checkpointer == "memory":
         yield InMemorySaver()
         return
+    if settings.server_mode:
+        async with _postgres_pool(settings) as pool:
+            saver = AsyncPostgresSaver(pool)
+            await _check_checkpoint_schema(saver, pool)
+            yield saver
+        return
     path = settings.checkpoint_db
     await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
-        await saver.setup()
-        yield saver
+    async with AsyncSqliteSaver.from_conn_string(str(path)) as sqlite_saver:
+        await sqlite_saver.setup()
+        yield sqlite_saver

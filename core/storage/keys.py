@@ -1,6 +1,10 @@
 """API keys: stored only as sha256 hashes, each with a name, a workspace (the tenant whose collections it
 sees) and scopes. A key's id, the start of its hash, owns the threads and jobs it creates: a key re-created
-under an old name is a new owner."""
+under an old name is a new owner.
+
+`docent keys create` writes keys to the relational database (`api_keys`), which every replica reads; keys can
+also come from settings (DOCENT_API_KEYS) and from a JSON keys file (DOCENT_API_KEYS_FILE, e.g. a mounted
+secret; `<data_dir>/api_keys.json` from before keys moved to the database is still read)."""
 
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ from pydantic import BaseModel, Field, TypeAdapter, field_validator
 from core.storage.workspaces import DEFAULT_WORKSPACE, WORKSPACE_PATTERN
 
 if TYPE_CHECKING:  # settings import KeySpec from here
+    from sqlalchemy import Engine
+
     from core.settings import Settings
 
 Scope = Literal["query", "ingest", "admin"]
@@ -76,7 +82,7 @@ ANONYMOUS = Principal(id="anonymous", name="anonymous", workspace=DEFAULT_WORKSP
 
 
 class KeyFileError(ValueError):
-    """The keys file cannot be read or is malformed."""
+    """A key store (the database's key table or a keys file) cannot be read or changed as asked."""
 
 
 def hash_key(key: str) -> str:
@@ -147,21 +153,113 @@ def _write_key_file(path: Path, specs: list[KeySpec]) -> None:
     os.replace(staging, path)
 
 
+class KeyTable:
+    """The keys `docent keys` manages, in the relational database's `api_keys` table."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def stored(self) -> list[KeySpec]:
+        """Every stored key, by name."""
+        from sqlalchemy import select
+
+        from core.storage.models import api_keys
+
+        with self._engine.connect() as connection:
+            rows = connection.execute(select(api_keys).order_by(api_keys.c.name)).mappings().all()
+        return [
+            KeySpec(
+                name=row["name"],
+                sha256=row["sha256"],
+                scopes=json.loads(row["scopes"]),
+                workspace=row["workspace"],
+                created_at=row["created_at"],
+            )
+            for row in rows
+        ]
+
+    def add(self, name: str, scopes: list[Scope], created_at: str, workspace: str = DEFAULT_WORKSPACE) -> str:
+        """Create a key named `name` in `workspace`, store its hash, and return the key itself (never
+        stored). A name already taken is refused."""
+        from sqlalchemy.exc import IntegrityError
+
+        from core.storage.models import api_keys
+
+        key = new_key()
+        spec = KeySpec(
+            name=name, sha256=hash_key(key), scopes=scopes, workspace=workspace, created_at=created_at
+        )
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(
+                    api_keys.insert().values(
+                        sha256=spec.sha256,
+                        name=spec.name,
+                        scopes=json.dumps(spec.scopes),
+                        workspace=spec.workspace,
+                        created_at=spec.created_at,
+                    )
+                )
+        except IntegrityError as exc:
+            raise KeyFileError(f"a key named {name!r} already exists") from exc
+        return key
+
+    def remove(self, name: str) -> bool:
+        """Delete the key named `name`; False when there is none."""
+        from sqlalchemy import delete
+
+        from core.storage.models import api_keys
+
+        with self._engine.begin() as connection:
+            removed = connection.execute(delete(api_keys).where(api_keys.c.name == name)).rowcount
+        return bool(removed)
+
+
 class KeyRing:
-    """Keys from settings plus the keys file, which is re-read when it changes (a key created with
-    `docent keys create` works without a restart, on every replica that shares the file). The file is looked
-    at no more than once per `recheck_s`, not on every request.
+    """Keys from settings, the keys file and the database's key table. The file is re-read when it changes,
+    looked at no more than once per `recheck_s`; the table is re-read by `refresh_table`, which the server
+    calls off the event loop every `recheck_s` (a key created with `docent keys create` works without a
+    restart, on every replica). Lookups never touch the database.
     """
 
-    def __init__(self, configured: list[KeySpec], path: Path, *, recheck_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        configured: list[KeySpec],
+        path: Path,
+        *,
+        table: KeyTable | None = None,
+        recheck_s: float = 1.0,
+    ) -> None:
         self._configured = list(configured)
         self._path = path
+        self._table = table
         self._recheck_s = recheck_s
         self._checked_at = time.monotonic()
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
+        self._stored: list[KeySpec] = table.stored() if table is not None else []
         self._by_hash: dict[str, Principal] = {}
         self._reload()
+
+    @property
+    def recheck_s(self) -> float:
+        """How often the keys are looked at again."""
+        return self._recheck_s
+
+    def refresh_table(self) -> None:
+        """Re-read the database's keys (blocking: run it in a worker thread). On failure the keys read
+        before stay in use and the error propagates (the caller logs it)."""
+        if self._table is None:
+            return
+        stored = self._table.stored()
+        with self._lock:
+            if stored != self._stored:
+                previous, self._stored = self._stored, stored
+                try:
+                    self._reload()
+                except KeyFileError as exc:
+                    self._stored = previous
+                    log.error("keeping the previous API keys: %s", exc)
 
     def _file_stamp(self) -> tuple[int, int] | None:
         try:
@@ -172,7 +270,7 @@ class KeyRing:
 
     def _reload(self) -> None:
         stamp = self._file_stamp()
-        specs = self._configured + read_key_file(self._path)
+        specs = self._configured + read_key_file(self._path) + self._stored
         names: dict[str, str] = {}
         ids: dict[str, str] = {}
         by_hash: dict[str, Principal] = {}
@@ -214,24 +312,26 @@ class KeyRing:
                 log.error("keeping the previous API keys: %s", exc)
 
 
-def all_keys(settings: Settings) -> list[KeySpec]:
-    """The keys from settings and the keys file together (KeyFileError when the file is malformed)."""
-    return list(settings.api_keys) + read_key_file(settings.keys_file)
+def all_keys(settings: Settings, table: KeyTable) -> list[KeySpec]:
+    """The keys from settings, the keys file and the database together (KeyFileError when the file is
+    malformed)."""
+    return list(settings.api_keys) + read_key_file(settings.keys_file) + table.stored()
 
 
 class NoKeysError(RuntimeError):
     """Auth is on and no API key is configured: the server would refuse every request."""
 
 
-def open_keyring(settings: Settings) -> KeyRing | None:
+def open_keyring(settings: Settings, table: KeyTable) -> KeyRing | None:
     """The API keys (None with auth off, after a warning); NoKeysError when auth is on without any key."""
     if settings.auth == "off":
         log.warning("DOCENT_AUTH=off: every route is open to anyone who can reach this server")
         return None
-    keyring = KeyRing(settings.api_keys, settings.keys_file)
+    keyring = KeyRing(settings.api_keys, settings.keys_file, table=table)
     if not len(keyring):
         raise NoKeysError(
-            f"no API key is configured (keys file {settings.keys_file}): create one with"
+            "no API key is configured (in the database, DOCENT_API_KEYS or the keys file"
+            f" {settings.keys_file}): create one with"
             " `docent keys create NAME --scopes query,ingest`, or set DOCENT_AUTH=off to serve without keys"
         )
     return keyring

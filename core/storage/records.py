@@ -1,67 +1,21 @@
-"""The records database: one durable row per answered turn (SQLite by default)."""
+"""The records: one durable row per answered turn, and who owns each thread (SQLite or PostgreSQL)."""
 
 from __future__ import annotations
 
 import json
-import logging
-import sqlite3
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine, Select, delete, func, select, text
+
+from core.storage.db import insert_or_ignore
+from core.storage.models import threads, turns
 from core.storage.workspaces import DEFAULT_WORKSPACE
 from core.types import AnswerFields, Usage
 
-log = logging.getLogger(__name__)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS turns (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    thread_id TEXT NOT NULL,
-    run_id TEXT,
-    question TEXT NOT NULL,
-    answer TEXT NOT NULL,
-    citations TEXT NOT NULL,
-    model TEXT NOT NULL,
-    latency_ms REAL NOT NULL,
-    prompt_tokens INTEGER,
-    completion_tokens INTEGER,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS turns_thread ON turns (thread_id, id);
-CREATE TABLE IF NOT EXISTS threads (
-    id TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    workspace TEXT NOT NULL DEFAULT 'default'
-);
-CREATE INDEX IF NOT EXISTS threads_owner ON threads (owner);
-"""
-
 # A thread first seen through a turn (CLI, Studio) belongs to nobody an API key can name.
 NO_OWNER = ""
-# Thread owners are key ids since schema version 1; before, they were key names. A name the migration could
-# not map to exactly one key is kept behind this prefix, which no key id has: such threads are unreachable.
-UNMIGRATED_OWNER = "name:"
-_OWNERS_BY_ID = 1
-
-KeyOwners = dict[str, tuple[str, str]]
-"""Key name -> (key id, workspace), for migrating threads owned by names."""
-
-# Columns added after the first release; a database made before them gets them on open.
-_ADDED_COLUMNS = {
-    "usage_estimated": "INTEGER",
-    "cost_usd": "REAL",
-    "degraded": "INTEGER NOT NULL DEFAULT 0",
-    "degraded_reason": "TEXT",
-}
-_COLUMNS = (
-    "thread_id, run_id, question, answer, citations, model, latency_ms, prompt_tokens, completion_tokens,"
-    " created_at, usage_estimated, cost_usd, degraded, degraded_reason"
-)
 
 
 def _now() -> str:
@@ -94,159 +48,136 @@ class TurnRecord:
     created_at: str = field(default_factory=_now)
 
 
-class SqliteRecords:
-    """Turn records in one SQLite file; each write is committed (and fsynced) before it returns.
+class TurnRecords:
+    """Turn records and thread ownership in the relational database; each write is committed before it
+    returns. Thread-safe (the engine pools connections); shared by every replica in server mode."""
 
-    `key_owners` reads the configured keys; it is called once, to migrate a database whose threads are owned
-    by key names (before workspaces) to key ids.
-    """
-
-    def __init__(self, path: Path, key_owners: Callable[[], KeyOwners] | None = None) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        fresh = self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'threads'").fetchone() is None
-        self._conn.executescript(_SCHEMA)
-        present = {row[1] for row in self._conn.execute("PRAGMA table_info(turns)")}
-        for column, kind in _ADDED_COLUMNS.items():
-            if column not in present:
-                self._conn.execute(f"ALTER TABLE turns ADD COLUMN {column} {kind}")
-        if "workspace" not in {row[1] for row in self._conn.execute("PRAGMA table_info(threads)")}:
-            self._conn.execute(
-                f"ALTER TABLE threads ADD COLUMN workspace TEXT NOT NULL DEFAULT '{DEFAULT_WORKSPACE}'"
-            )
-        if fresh:
-            self._conn.execute(f"PRAGMA user_version = {_OWNERS_BY_ID}")
-        elif key_owners is not None:
-            self._migrate_owners(key_owners)
-
-    def _migrate_owners(self, key_owners: Callable[[], KeyOwners]) -> None:
-        """Once: each thread owned by a key name goes to the id (and workspace) of the key with that name;
-        a name no key has now is kept unreachable. Ownerless and auth-off (`anonymous`) threads stay as
-        they are, unless a key is named `anonymous`."""
-        (version,) = self._conn.execute("PRAGMA user_version").fetchone()
-        if version >= _OWNERS_BY_ID:
-            return
-        try:
-            owners = key_owners()
-        except ValueError as exc:  # a malformed keys file: try again on the next open
-            log.error("threads not migrated to key ids yet: %s", exc)
-            return
-        with self._conn:
-            self._conn.execute("BEGIN IMMEDIATE")
-            names = [row[0] for row in self._conn.execute("SELECT DISTINCT owner FROM threads")]
-            for name in names:
-                if name == NO_OWNER or (name == "anonymous" and name not in owners):
-                    continue
-                key, workspace = owners.get(name, (UNMIGRATED_OWNER + name, DEFAULT_WORKSPACE))
-                self._conn.execute(
-                    "UPDATE threads SET owner = ?, workspace = ? WHERE owner = ?", (key, workspace, name)
-                )
-            self._conn.execute(f"PRAGMA user_version = {_OWNERS_BY_ID}")
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
 
     def add_turn(self, record: TurnRecord) -> None:
         """Store one turn durably; a thread first seen here is recorded as ownerless."""
         answer = record.answer
         usage = answer["usage"]
-        with self._lock, self._conn:
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.execute(
-                "INSERT OR IGNORE INTO threads (id, owner, created_at) VALUES (?, ?, ?)",
-                (record.thread_id, NO_OWNER, record.created_at),
+        with self._engine.begin() as connection:
+            connection.execute(
+                insert_or_ignore(connection, threads).values(
+                    id=record.thread_id, owner=NO_OWNER, created_at=record.created_at
+                )
             )
-            self._conn.execute(
-                f"INSERT INTO turns ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.thread_id,
-                    record.run_id,
-                    record.question,
-                    answer["answer"],
-                    json.dumps(answer["citations"]),
-                    answer["model"],
-                    record.latency_ms,
-                    usage["prompt_tokens"] if usage else None,
-                    usage["completion_tokens"] if usage else None,
-                    record.created_at,
-                    int(usage["estimated"]) if usage else None,
-                    answer["cost"],
-                    int(answer["degraded"]),
-                    answer["degraded_reason"],
-                ),
+            connection.execute(
+                turns.insert().values(
+                    thread_id=record.thread_id,
+                    run_id=record.run_id,
+                    question=record.question,
+                    answer=answer["answer"],
+                    citations=json.dumps(answer["citations"]),
+                    model=answer["model"],
+                    latency_ms=record.latency_ms,
+                    prompt_tokens=usage["prompt_tokens"] if usage else None,
+                    completion_tokens=usage["completion_tokens"] if usage else None,
+                    usage_estimated=usage["estimated"] if usage else None,
+                    cost_usd=answer["cost"],
+                    degraded=answer["degraded"],
+                    degraded_reason=answer["degraded_reason"],
+                    created_at=record.created_at,
+                )
             )
 
     def turns(self, thread_id: str) -> list[TurnRecord]:
         """A thread's turns, oldest first."""
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM turns WHERE thread_id = ? ORDER BY id",
-                (thread_id,),
-            ).fetchall()
-        return [_record(row) for row in rows]
+        query = select(*_TURN_COLUMNS).where(turns.c.thread_id == thread_id).order_by(turns.c.id)
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [_record(tuple(row)) for row in rows]
+
+    def by_run_id(self, run_id: str) -> TurnRecord | None:
+        """The turn a run stored, if it got that far."""
+        query = select(*_TURN_COLUMNS).where(turns.c.run_id == run_id).order_by(turns.c.id).limit(1)
+        with self._engine.connect() as connection:
+            row = connection.execute(query).first()
+        return _record(tuple(row)) if row else None
 
     def claim_thread(self, thread_id: str, owner: str, workspace: str = DEFAULT_WORKSPACE) -> bool:
         """Make `owner` (a key id, in `workspace`) the owner of a thread nobody has used yet; True when
         `owner` owns it there now."""
-        with self._lock:
-            self._conn.execute(
-                "INSERT OR IGNORE INTO threads (id, owner, created_at, workspace) VALUES (?, ?, ?, ?)",
-                (thread_id, owner, _now(), workspace),
+        with self._engine.begin() as connection:
+            connection.execute(
+                insert_or_ignore(connection, threads).values(
+                    id=thread_id, owner=owner, created_at=_now(), workspace=workspace
+                )
             )
-            row = self._conn.execute(
-                "SELECT owner, workspace FROM threads WHERE id = ?", (thread_id,)
-            ).fetchone()
+            row = connection.execute(
+                select(threads.c.owner, threads.c.workspace).where(threads.c.id == thread_id)
+            ).first()
         return row is not None and (row[0], row[1]) == (owner, workspace)
 
     def thread(self, thread_id: str) -> ThreadInfo | None:
         """One thread's summary, or None when it has never been used."""
-        with self._lock:
-            row = self._conn.execute(_THREAD_SELECT + " WHERE t.id = ?", (thread_id,)).fetchone()
+        with self._engine.connect() as connection:
+            row = connection.execute(_thread_select().where(threads.c.id == thread_id)).first()
         return ThreadInfo(*row) if row else None
 
     def threads(
         self, owner: str, *, limit: int, offset: int, workspace: str = DEFAULT_WORKSPACE
     ) -> tuple[list[ThreadInfo], int]:
         """An owner's threads in a workspace, most recently updated first, and how many there are in all."""
-        where = " WHERE t.owner = ? AND t.workspace = ?"
-        with self._lock:
-            rows = self._conn.execute(
-                _THREAD_SELECT + where + " ORDER BY updated_at DESC, t.id LIMIT ? OFFSET ?",
-                (owner, workspace, limit, offset),
-            ).fetchall()
-            (total,) = self._conn.execute(
-                "SELECT count(*) FROM threads t" + where, (owner, workspace)
-            ).fetchone()
+        mine = (threads.c.owner == owner) & (threads.c.workspace == workspace)
+        listing = _thread_select().where(mine).order_by(text("updated_at DESC"), threads.c.id)
+        with self._engine.connect() as connection:
+            rows = connection.execute(listing.limit(limit).offset(offset)).all()
+            total = connection.execute(select(func.count()).select_from(threads).where(mine)).scalar_one()
         return [ThreadInfo(*row) for row in rows], int(total)
 
     def delete_thread(self, thread_id: str) -> int:
         """Remove a thread and its turn records; returns the number of turns removed."""
-        with self._lock, self._conn:
-            self._conn.execute("BEGIN IMMEDIATE")
-            removed = self._conn.execute("DELETE FROM turns WHERE thread_id = ?", (thread_id,)).rowcount
-            self._conn.execute("DELETE FROM threads WHERE id = ?", (thread_id,))
+        with self._engine.begin() as connection:
+            removed = connection.execute(delete(turns).where(turns.c.thread_id == thread_id)).rowcount
+            connection.execute(delete(threads).where(threads.c.id == thread_id))
         return int(removed)
 
     def ping(self) -> None:
         """Raise if the database cannot be read."""
-        with self._lock:
-            self._conn.execute("SELECT 1 FROM threads LIMIT 1").fetchall()
+        with self._engine.connect() as connection:
+            connection.execute(select(threads.c.id).limit(1)).all()
 
     def close(self) -> None:
-        """Close the database file."""
-        with self._lock:
-            self._conn.close()
+        """Nothing to close: the engine belongs to the composition root."""
 
 
-_THREAD_SELECT = (
-    "SELECT t.id, t.owner,"
-    " (SELECT question FROM turns WHERE thread_id = t.id ORDER BY id LIMIT 1),"
-    " (SELECT count(*) FROM turns WHERE thread_id = t.id),"
-    " t.created_at,"
-    " coalesce((SELECT max(created_at) FROM turns WHERE thread_id = t.id), t.created_at) AS updated_at,"
-    " t.workspace"
-    " FROM threads t"
+_TURN_COLUMNS = (
+    turns.c.thread_id,
+    turns.c.run_id,
+    turns.c.question,
+    turns.c.answer,
+    turns.c.citations,
+    turns.c.model,
+    turns.c.latency_ms,
+    turns.c.prompt_tokens,
+    turns.c.completion_tokens,
+    turns.c.created_at,
+    turns.c.usage_estimated,
+    turns.c.cost_usd,
+    turns.c.degraded,
+    turns.c.degraded_reason,
 )
+
+
+def _thread_select() -> Select[Any]:
+    """Thread id, owner, title (first question), turn count, created_at, updated_at, workspace."""
+    of_thread = turns.c.thread_id == threads.c.id
+    first_question = select(turns.c.question).where(of_thread).order_by(turns.c.id).limit(1).scalar_subquery()
+    count = select(func.count()).select_from(turns).where(of_thread).scalar_subquery()
+    last = select(func.max(turns.c.created_at)).where(of_thread).scalar_subquery()
+    return select(
+        threads.c.id,
+        threads.c.owner,
+        first_question,
+        count,
+        threads.c.created_at,
+        func.coalesce(last, threads.c.created_at).label("updated_at"),
+        threads.c.workspace,
+    )
 
 
 def _record(row: tuple[Any, ...]) -> TurnRecord:

@@ -1,42 +1,24 @@
-"""Source records: one row per ingested URL or file, kept in the keyword index's SQLite file.
+"""Source records: one row per ingested URL or file, in the `sources` table of the relational database, beside
+the keyword rows (core/storage/models.py).
 
-Living in the same file lets a source's keyword rows, the removal of its stale chunks and its "done" record
-commit in one transaction, after its vectors are in Chroma: a crash before that commit leaves the old record
-(or none), so the next run redoes the source; a crash after it leaves nothing to redo.
+Living in the same database lets a source's keyword rows, the removal of its stale chunks and its "done"
+record commit in one transaction, after its vectors are in Chroma: a crash before that commit leaves the old
+record (or none), so the next run redoes the source; a crash after it leaves nothing to redo.
 """
 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from core.retrieval.keyword_index import KeywordIndex
+from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-_COLUMNS = (
-    "collection",
-    "id",
-    "uri",
-    "content_hash",
-    "title",
-    "kind",
-    "pages",
-    "chunks",
-    "embedding_model",
-    "chunking",
-    "ingested_at",
-    "last_error",
-)
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sources (
-    collection TEXT NOT NULL, id TEXT NOT NULL, uri TEXT NOT NULL, content_hash TEXT, title TEXT NOT NULL,
-    kind TEXT NOT NULL, pages INTEGER NOT NULL, chunks INTEGER NOT NULL, embedding_model TEXT NOT NULL,
-    chunking TEXT NOT NULL, ingested_at TEXT, last_error TEXT, PRIMARY KEY (collection, id))
-"""
+from core.storage.models import sources
 
 
 def source_id(uri: str) -> str:
@@ -80,58 +62,66 @@ class SourceRecord:
         return asdict(self)
 
 
+_COLUMNS = tuple(f.name for f in fields(SourceRecord))
+_SELECTED = tuple(sources.c[name] for name in _COLUMNS)
+
+
 class SourceCatalog:
-    """Reads and writes source records; writes that must be atomic with chunk rows take a transaction."""
+    """Reads and writes source records; writes that must be atomic with chunk rows take the caller's
+    connection (`KeywordIndex.transaction()`)."""
 
-    def __init__(self, index: KeywordIndex) -> None:
-        self._index = index
-        with index.transaction() as tx:
-            tx.connection.execute(_SCHEMA)
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
 
     @staticmethod
-    def put(connection: sqlite3.Connection, record: SourceRecord) -> None:
+    def put(connection: Connection, record: SourceRecord) -> None:
         """Insert or replace a record, inside the caller's transaction."""
-        values = tuple(getattr(record, column) for column in _COLUMNS)
-        marks = ",".join("?" * len(_COLUMNS))
-        connection.execute(f"INSERT OR REPLACE INTO sources ({','.join(_COLUMNS)}) VALUES ({marks})", values)
+        insert = _insert(connection)
+        connection.execute(
+            insert.values(record.to_dict()).on_conflict_do_update(
+                index_elements=[sources.c.collection, sources.c.id],
+                set_={name: insert.excluded[name] for name in _COLUMNS if name not in ("collection", "id")},
+            )
+        )
 
     @staticmethod
-    def delete(connection: sqlite3.Connection, collection: str, ids: list[str]) -> None:
+    def delete(connection: Connection, collection: str, ids: list[str]) -> None:
         """Remove records, inside the caller's transaction."""
-        connection.executemany(
-            "DELETE FROM sources WHERE collection = ? AND id = ?", [(collection, i) for i in ids]
-        )
+        if ids:
+            connection.execute(
+                delete(sources).where(sources.c.collection == collection, sources.c.id.in_(ids))
+            )
 
     def record_failure(self, collection: str, uri: str, error: str, embedding_model: str) -> None:
         """Note why the latest attempt at a source failed; a stored earlier version stays as it was."""
-        with self._index.transaction() as tx:
-            known = tx.connection.execute(
-                "UPDATE sources SET last_error = ? WHERE collection = ? AND id = ?",
-                (error, collection, source_id(uri)),
-            ).rowcount
-            if not known:
-                self.put(
-                    tx.connection,
-                    SourceRecord(
-                        collection, source_id(uri), uri, None, "", "", 0, 0, embedding_model, "", None, error
-                    ),
+        record = SourceRecord(
+            collection, source_id(uri), uri, None, "", "", 0, 0, embedding_model, "", None, error
+        )
+        with self._engine.begin() as connection:
+            # One statement, so two replicas failing on the same new source cannot both insert it.
+            insert = _insert(connection)
+            connection.execute(
+                insert.values(record.to_dict()).on_conflict_do_update(
+                    index_elements=[sources.c.collection, sources.c.id],
+                    set_={"last_error": insert.excluded.last_error},
                 )
+            )
 
     def clear_error(self, collection: str, record_id: str) -> None:
         """The latest attempt found the stored version unchanged: it no longer failed."""
-        with self._index.transaction() as tx:
-            tx.connection.execute(
-                "UPDATE sources SET last_error = NULL WHERE collection = ? AND id = ?",
-                (collection, record_id),
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(sources)
+                .where(sources.c.collection == collection, sources.c.id == record_id)
+                .values(last_error=None)
             )
 
     def get(self, collection: str, record_id: str) -> SourceRecord | None:
         """One record by id, or None."""
-        with self._index.reading() as connection:
+        with self._engine.connect() as connection:
             row = connection.execute(
-                f"SELECT {','.join(_COLUMNS)} FROM sources WHERE collection = ? AND id = ?",
-                (collection, record_id),
-            ).fetchone()
+                select(*_SELECTED).where(sources.c.collection == collection, sources.c.id == record_id)
+            ).first()
         return SourceRecord(*row) if row else None
 
     def by_uri(self, collection: str, uri: str) -> SourceRecord | None:
@@ -140,26 +130,36 @@ class SourceCatalog:
 
     def list(self, collection: str) -> list[SourceRecord]:
         """Every record of a collection, by URI."""
-        with self._index.reading() as connection:
+        with self._engine.connect() as connection:
             rows = connection.execute(
-                f"SELECT {','.join(_COLUMNS)} FROM sources WHERE collection = ? ORDER BY uri", (collection,)
-            ).fetchall()
+                select(*_SELECTED).where(sources.c.collection == collection).order_by(sources.c.uri)
+            ).all()
         return [SourceRecord(*row) for row in rows]
 
     def collections(self) -> dict[str, int]:
         """Every collection that has source records (stored names), with how many."""
-        with self._index.reading() as connection:
+        with self._engine.connect() as connection:
             rows = connection.execute(
-                "SELECT collection, count(*) FROM sources GROUP BY collection"
-            ).fetchall()
+                select(sources.c.collection, func.count()).group_by(sources.c.collection)
+            ).all()
         return {str(name): int(count) for name, count in rows}
 
     def set_embedding_model(self, collection: str, model_id: str) -> None:
         """After a re-embedding: every source of the collection is now embedded with `model_id`."""
-        with self._index.transaction() as tx:
-            tx.connection.execute(
-                "UPDATE sources SET embedding_model = ? WHERE collection = ?", (model_id, collection)
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(sources).where(sources.c.collection == collection).values(embedding_model=model_id)
             )
+
+    def close(self) -> None:
+        """Nothing to close: the Engine belongs to the composition root (core.services.Services)."""
+
+
+def _insert(connection: Connection) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into `sources` that can say ON CONFLICT (both dialects spell it the same)."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(sources)
+    return sqlite.insert(sources)
 
 
 @lru_cache(maxsize=4096)

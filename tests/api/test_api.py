@@ -89,7 +89,7 @@ def test_thread_history_survives_a_server_restart(data_dir: Path, tmp_path: Path
     # The follow-up asked after the restart was searched together with the turns from before it.
     assert "red wigglers" in str(values["search_query"]) and "bedding" in str(values["search_query"])
     rows = (
-        sqlite3.connect(data_dir / "records.sqlite")
+        sqlite3.connect(data_dir / "docent.sqlite")
         .execute("SELECT question, model FROM turns WHERE thread_id = ? ORDER BY id", (thread,))
         .fetchall()
     )

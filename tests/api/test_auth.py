@@ -12,6 +12,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from core.storage.keys import hash_key
 from tests.helpers import (
     VENV_BIN,
     create_key,
@@ -258,12 +259,12 @@ def test_the_server_refuses_to_start_without_keys_unless_auth_is_off(tmp_path: P
     assert "DOCENT_AUTH=off" in (tmp_path / "open.log").read_text()
 
 
-def test_keys_file_keeps_only_hashes(tmp_path: Path) -> None:
+def test_keys_are_stored_as_hashes_in_the_private_database(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     key = create_key(data_dir, "carol", "query,ingest")
-    stored = (data_dir / "api_keys.json").read_text()
-    assert key not in stored and '"carol"' in stored and '"ingest"' in stored
-    assert (data_dir / "api_keys.json").stat().st_mode & 0o077 == 0
+    stored = (data_dir / "docent.sqlite").read_bytes()
+    assert key.encode() not in stored and hash_key(key).encode() in stored and b"carol" in stored
+    assert data_dir.stat().st_mode & 0o077 == 0 and (data_dir / "docent.sqlite").stat().st_mode & 0o077 == 0
     again = run_docent(["keys", "create", "carol"], docent_env(data_dir))
     assert again.returncode == 1 and "already exists" in again.stderr
     bad = run_docent(["keys", "create", "dave", "--scopes", "root"], docent_env(data_dir))
@@ -273,6 +274,17 @@ def test_keys_file_keeps_only_hashes(tmp_path: Path) -> None:
     assert key not in listed.stdout
     assert run_docent(["keys", "revoke", "carol"], docent_env(data_dir)).returncode == 0
     assert json.loads(run_docent(["keys", "list", "--json"], docent_env(data_dir)).stdout)["keys"] == []
+
+
+def test_keys_in_a_keys_file_are_still_accepted(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    key = "dk_" + "k" * 40
+    spec = {"name": "mounted", "sha256": hash_key(key), "scopes": ["query"]}
+    (data_dir / "api_keys.json").write_text(json.dumps({"keys": [spec]}))
+    with docent_server(data_dir, tmp_path / "file.log", DOCENT_AUTH="on") as url:
+        assert httpx.get(f"{url}/threads", headers={"X-API-Key": key}).status_code == 200
+        assert httpx.get(f"{url}/threads", headers={"X-API-Key": key + "x"}).status_code == 401
 
 
 def test_cors_is_closed_by_default_and_opens_to_configured_origins(data_dir: Path, tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ def test_bench_folder_has_the_known_benches() -> None:
     """Discovery finds the benches (a moved folder would otherwise pass with zero smokes)."""
     names = {path.name for path in benches()}
     assert {"embed.py", "ingest.py", "invoke.py", "retrieval_grid.py", "schemathesis_run.py"} <= names
+    assert "cluster.py" in names  # server mode on a local cluster (docs/cluster.md#benchmarks)
 
 
 @pytest.mark.timeout(SMOKE_TIMEOUT_S + 30)

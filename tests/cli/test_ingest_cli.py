@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pypdf
 import pytest
 
@@ -17,7 +18,7 @@ from core.retrieval.onnx_embedder import OnnxMiniLMEmbedder
 from core.retrieval.vector_store import VectorStore, open_chroma
 from core.settings import Settings
 from tests.fixtures_http import Reply, serving
-from tests.helpers import ENERGY_CORPUS, SAMPLE_CORPUS, docent_env, run_docent
+from tests.helpers import ENERGY_CORPUS, SAMPLE_CORPUS, docent_env, docent_server, free_port, run_docent
 
 ENERGY_SAVERS = ENERGY_CORPUS / "energy_savers.pdf"
 GOOD_PAGE = b"""<html><head><title>Heat pumps</title></head><body>
@@ -215,3 +216,57 @@ def test_ingest_refuses_a_loopback_url_unless_the_operator_allows_private_addres
     assert "loopback" in " ".join(refused.reasons().values()), refused.reasons()
     assert allowed.done.returncode == 0 and allowed.summary["chunks_added"] > 0, allowed.done.stderr
 
+
+# While `docent serve` holds the data dir: refuse, naming the server, or go through it with --server.
+
+NOTE = b"Bleed radiators every autumn so that trapped air does not keep them cold at the top."
+
+
+def test_ingest_while_a_server_holds_the_data_dir_refuses_naming_it_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(NOTE)
+    with docent_server(data_dir, tmp_path / "server.log") as base:
+        served = httpx.get(f"{base}/sources", timeout=10).json()
+        refused = _ingest([str(notes), "--json"], data_dir)
+        said = " ".join(refused.done.stderr.split())  # as one line, however the console wrapped it
+        assert refused.done.returncode == 2
+        assert "a server (pid " in said and f", {base}) is using this data dir" in said
+        assert f"use `docent ingest --server {base}`" in said
+        assert httpx.get(f"{base}/sources", timeout=10).json() == served  # nothing written under it
+        ask = httpx.post(
+            f"{base}/invoke", json={"input": {"message": "When should I bleed radiators?"}}, timeout=30
+        )
+        assert ask.status_code == 200
+    after = _ingest([str(notes), "--json"], data_dir)  # the server is gone: the lock went with it
+    assert after.done.returncode == 0 and after.summary["chunks_added"] == 1, after.done.stderr
+
+
+def test_ingest_through_the_server_uploads_files_and_follows_the_job_to_its_end(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "radiators.txt").write_bytes(NOTE)
+    (folder / "lofts.md").write_text(
+        "Lay loft insulation at least 270 mm deep, joists covered by a second layer."
+    )
+    with docent_server(data_dir, tmp_path / "server.log") as base:
+        run = _ingest(["--server", base, str(folder), "--collection", "home", "--json"], data_dir)
+        assert run.done.returncode == 0, run.done.stderr
+        job = run.summary
+        assert (job["status"], job["done"], job["total"]) == ("done", 2, 2)
+        assert sorted(Path(r["source"]).name for r in job["results"]) == ["lofts.md", "radiators.txt"]
+        assert "ingest 1/2 " in run.done.stderr or "ingest 2/2 " in run.done.stderr  # progress as it went
+        listed = httpx.get(f"{base}/sources", params={"collection": "home"}, timeout=10).json()
+        assert sorted(Path(s["uri"]).name for s in listed) == ["lofts.md", "radiators.txt"]
+        again = _ingest(["--server", base, str(folder), "--collection", "home"], data_dir)
+        assert again.done.returncode == 0 and "0 chunks added" in again.done.stdout, again.done.stdout
+        missing = _ingest(["--server", base, str(tmp_path / "nope.txt")], data_dir)
+        assert missing.done.returncode == 2 and "nope.txt: no such file" in missing.done.stderr
+
+
+def test_ingest_through_an_unreachable_server_says_so(tmp_path: Path) -> None:
+    run = _ingest(["--server", f"http://127.0.0.1:{free_port()}", str(SAMPLE_CORPUS)], tmp_path / "data")
+    assert run.done.returncode == 2 and "cannot reach the server at http://127.0.0.1:" in run.done.stderr

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
 
 from core.answering.extractive import NO_ANSWER
 from core.answering.providers import UnknownModelError
@@ -13,6 +14,7 @@ from core.services import Services
 from core.storage.checkpoints import open_checkpointer
 from core.types import DocentContext
 from graph.build import DocentGraph, build_graph
+from graph.state import InputState
 from graph.turn import run_turn
 from nodes.retrieve import build_search_query, is_follow_up
 
@@ -99,3 +101,21 @@ def test_follow_ups_are_recognised() -> None:
     assert is_follow_up("and how much does that save?")
     assert is_follow_up("Why?")
     assert not is_follow_up("How much can I save with a programmable thermostat?")
+
+
+async def test_a_turn_whose_process_died_mid_way_is_undone_by_the_next_turn(graph: DocentGraph) -> None:
+    first = await run_turn(graph, "What temperature should a hot compost pile reach?")
+    config: RunnableConfig = {"configurable": {"thread_id": first.thread_id}}
+    # As a replica killed after the question's checkpoint leaves it: stopped before retrieve, nobody running.
+    async for _ in graph.astream(
+        InputState(message="A question whose replica died?"), config, interrupt_after=["append_message"]
+    ):
+        pass
+    assert (await graph.aget_state(config)).next == ("retrieve",)
+    await run_turn(graph, "How often should it be turned?", thread_id=first.thread_id)
+    state = await graph.aget_state(config)
+    assert not state.next
+    assert [m.content for m in state.values["messages"] if isinstance(m, HumanMessage)] == [
+        "What temperature should a hot compost pile reach?",
+        "How often should it be turned?",
+    ]

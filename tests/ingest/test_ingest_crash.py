@@ -16,6 +16,7 @@ from core.retrieval.keyword_index import KeywordIndex
 from core.retrieval.onnx_embedder import OnnxMiniLMEmbedder
 from core.retrieval.vector_store import VectorStore, open_chroma
 from core.settings import Settings
+from core.storage.db import open_database
 from core.storage.sources import SourceCatalog
 from ingest.load import load_path
 from ingest.split import make_splitter, split_document
@@ -82,7 +83,8 @@ def test_ingest_killed_mid_run_then_rerun_stores_every_chunk_once_and_redoes_onl
     settings = Settings(data_dir=data_dir)
     _kill_after(folder, data_dir, killed_after)
 
-    catalog = SourceCatalog(KeywordIndex(settings.keyword_db))
+    database = open_database(settings)
+    catalog = SourceCatalog(database)
     done_before = {r.uri for r in catalog.list(settings.collection) if r.content_hash and not r.last_error}
     assert len(done_before) >= killed_after  # each progress line is printed after its source committed
 
@@ -102,10 +104,10 @@ def test_ingest_killed_mid_run_then_rerun_stores_every_chunk_once_and_redoes_onl
     keyword_ids = {
         chunk_id
         for path in folder.iterdir()
-        for chunk_id in KeywordIndex(settings.keyword_db).source_ids(settings.collection, str(path.resolve()))
+        for chunk_id in KeywordIndex(database).source_ids(settings.collection, str(path.resolve()))
     }
     assert keyword_ids == expected
-    records = SourceCatalog(KeywordIndex(settings.keyword_db)).list(settings.collection)
+    records = catalog.list(settings.collection)
     assert len(records) == SOURCES
     assert sum(r.chunks for r in records) == len(expected)
     assert all(r.content_hash and r.last_error is None for r in records)

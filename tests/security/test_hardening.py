@@ -56,7 +56,7 @@ def test_csv_export_does_not_write_formulas(data_dir: Path, tmp_path: Path) -> N
 def test_the_data_dir_is_private_to_its_owner(data_dir: Path) -> None:
     mode = stat.S_IMODE(data_dir.stat().st_mode)
     assert mode & 0o077 == 0, oct(mode)
-    for name in ("records.sqlite", "keywords.sqlite"):
+    for name in ("docent.sqlite", "checkpoints.sqlite"):
         path = data_dir / name
         if path.exists():
             assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, (name, oct(path.stat().st_mode))

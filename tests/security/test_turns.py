@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.support.servers import ModelScript
 from core.settings import Settings
 from core.storage.checkpoints import open_checkpointer
 from tests.helpers import docent_server, ingest_sample
@@ -49,7 +50,7 @@ def _checkpoint_questions(data_dir: Path, thread_id: str) -> list[str]:
 
 
 def _recorded_questions(data_dir: Path, thread_id: str) -> list[str]:
-    with sqlite3.connect(data_dir / "records.sqlite") as db:
+    with sqlite3.connect(data_dir / "docent.sqlite") as db:
         rows = db.execute("SELECT question FROM turns WHERE thread_id = ? ORDER BY id", (thread_id,))
         return [row[0] for row in rows]
 
@@ -91,15 +92,25 @@ def test_batch_inputs_sharing_a_thread_run_in_order(data_dir: Path, tmp_path: Pa
     assert _checkpoint_questions(data_dir, "batch-line") == questions
 
 
-def test_a_cancelled_stream_leaves_the_checkpoint_as_it_was(data_dir: Path, tmp_path: Path) -> None:
-    with docent_server(data_dir, tmp_path / "server.log") as base:
+def test_a_cancelled_stream_leaves_the_checkpoint_as_it_was(
+    data_dir: Path, tmp_path: Path, scripted_openai: tuple[str, ModelScript]
+) -> None:
+    model_base, script = scripted_openai
+    script.token_delay_s = 0.5  # the hang-up lands while the answer is being generated, long before persist
+    env = {
+        "DOCENT_LLM_PROVIDER": "openai",
+        "DOCENT_OPENAI_BASE_URL": f"{model_base}/v1",
+        "DOCENT_LLM_MODEL": "gpt-4o-mini",
+        "DOCENT_LLM_FALLBACKS": "",
+    }
+    with docent_server(data_dir, tmp_path / "server.log", **env) as base:
         first = httpx.post(f"{base}/invoke", json=_body("What is bokashi?", "cancelled"), timeout=60)
         assert first.status_code == 200
         body = _body("How hot should a compost pile get?", "cancelled")
         with httpx.stream("POST", f"{base}/stream", json=body, timeout=60) as reply:
             for line in reply.iter_lines():
-                if line.startswith("event: sources"):
-                    break  # the turn is under way: hang up
+                if line.startswith("event: token"):
+                    break  # the answer is under way: hang up
         again = httpx.post(f"{base}/invoke", json=_body("And what about worms?", "cancelled"), timeout=60)
         assert again.status_code == 200
     assert _checkpoint_questions(data_dir, "cancelled") == ["What is bokashi?", "And what about worms?"]
