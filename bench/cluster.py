@@ -56,6 +56,7 @@ from bench.invoke import (  # noqa: E402
     run_level,
     warm_up,
 )
+from bench.support.machine import load_average, shown_path  # noqa: E402
 from bench.support.servers import docent_serving  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from deploy import local_cluster  # noqa: E402
@@ -214,12 +215,12 @@ def _run(args: argparse.Namespace, corpus: list[Path], work: Path) -> int:
     print("Docent cluster benchmark: POST /invoke, extractive answerer, auth off, no rate limit")
     print(
         f"machine    : {cpus} CPU(s), {platform.machine()}, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}; load avg {_load()} at start"
+        f"Python {platform.python_version()}; load avg {load_average()} at start"
     )
     print(
         f"run        : {args.requests} requests at c={args.concurrency} per configuration, "
         f"{args.c1_requests} at c=1, warm-up {args.warmup}, floor {args.floor_repeats} repeats, "
-        f"corpus {', '.join(_rel(p) for p in corpus)}"
+        f"corpus {', '.join(shown_path(p) for p in corpus)}"
     )
 
     configurations: list[Configuration] = []
@@ -274,7 +275,7 @@ def _run(args: argparse.Namespace, corpus: list[Path], work: Path) -> int:
         f"{overhead['server_mode_ms']:.1f} ms; difference {overhead['difference_ms']:+.1f} ms "
         f"(goal within {OVERHEAD_GOAL_MS:g} ms)"
     )
-    print(f"  load avg {_load()} at the end (other processes on this machine skew every figure)")
+    print(f"  load avg {load_average()} at the end (other processes on this machine skew every figure)")
     if args.json_out:
         figures = {
             "machine": {
@@ -295,20 +296,6 @@ def _run(args: argparse.Namespace, corpus: list[Path], work: Path) -> int:
         args.json_out.write_text(json.dumps(figures, indent=2, allow_nan=True) + "\n")
         print(f"\nJSON written to {args.json_out}")
     return 1 if errors else 0
-
-
-def _load() -> str:
-    try:
-        return " ".join(f"{value:.2f}" for value in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
-def _rel(path: Path) -> str:
-    try:
-        return str(path.relative_to(REPO_ROOT.parent))
-    except ValueError:
-        return str(path)
 
 
 if __name__ == "__main__":

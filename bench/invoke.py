@@ -52,6 +52,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # imports and bench/ingest.py does not shadow the `ingest` package.
 sys.path[0] = str(REPO_ROOT)
 
+from bench.support.machine import load_average, shown_path  # noqa: E402
 from bench.support.servers import docent_serving, run_docent  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.storage.keys import add_key  # noqa: E402
@@ -496,10 +497,10 @@ def _run(args: argparse.Namespace, corpus: list[Path], data_dir: Path, work: Pat
     )
     print(f"data dir   : {data_dir}{'' if args.data_dir else ' (temporary)'}")
 
-    print(f"load avg   : {_load()} at start (other processes on this machine skew every figure)")
+    print(f"load avg   : {load_average()} at start (other processes on this machine skew every figure)")
     ingest_s, ingested = ingest(corpus, env)
     print(
-        f"ingest     : {', '.join(_rel(p) for p in corpus)} -> {ingested.get('sources')} sources, "
+        f"ingest     : {', '.join(shown_path(p) for p in corpus)} -> {ingested.get('sources')} sources, "
         f"{ingested.get('pages')} pages, {ingested.get('chunks_added')} chunks added, "
         f"{ingested.get('chunks_skipped')} skipped, in {ingest_s:.1f}s"
     )
@@ -580,7 +581,7 @@ def _run(args: argparse.Namespace, corpus: list[Path], data_dir: Path, work: Pat
             f"latency there; read throughput, not latency, at this level"
         )
 
-    print(f"\nload avg   : {_load()} at the end")
+    print(f"\nload avg   : {load_average()} at the end")
     if args.json_out:
         report = {
             "machine": {
@@ -607,20 +608,6 @@ def _run(args: argparse.Namespace, corpus: list[Path], data_dir: Path, work: Pat
         args.json_out.write_text(json.dumps(report, indent=2, allow_nan=True) + "\n")
         print(f"\nJSON written to {args.json_out}")
     return 1 if any(r.errors for r in levels) else 0
-
-
-def _load() -> str:
-    try:
-        return " ".join(f"{value:.2f}" for value in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
-def _rel(path: Path) -> str:
-    try:
-        return str(path.relative_to(REPO_ROOT.parent))
-    except ValueError:
-        return str(path)
 
 
 if __name__ == "__main__":

@@ -81,9 +81,10 @@ def ingest_sample(data_dir: Path) -> Path:
     return data_dir
 
 
-def create_key(data_dir: Path, name: str, scopes: str = "query") -> str:
-    """A new API key made by `docent keys create` in data_dir's keys file (the last line it prints)."""
-    done = run_docent(["keys", "create", name, "--scopes", scopes], docent_env(data_dir), timeout=60)
+def create_key(data_dir: Path, name: str, scopes: str = "query", **env: str) -> str:
+    """A new API key made by `docent keys create` in data_dir's database, or the one `env` names (the last
+    line it prints)."""
+    done = run_docent(["keys", "create", name, "--scopes", scopes], docent_env(data_dir, **env), timeout=60)
     if done.returncode != 0:
         raise RuntimeError(f"docent keys create {name} failed (exit {done.returncode}):\n{done.stderr}")
     return done.stdout.strip().splitlines()[-1]

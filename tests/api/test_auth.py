@@ -287,7 +287,8 @@ def test_keys_in_a_keys_file_are_still_accepted(tmp_path: Path) -> None:
         assert httpx.get(f"{url}/threads", headers={"X-API-Key": key + "x"}).status_code == 401
 
 
-def test_cors_is_closed_by_default_and_opens_to_configured_origins(data_dir: Path, tmp_path: Path) -> None:
+def test_cors_is_closed_by_default_and_opens_to_configured_origins(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"  # its own: the module's server holds the shared one
     preflight = {"Origin": "http://app.example", "Access-Control-Request-Method": "POST"}
     with docent_server(data_dir, tmp_path / "closed.log") as url:
         closed = httpx.options(f"{url}/invoke", headers=preflight)

@@ -19,6 +19,9 @@ from bench.support.postgres import PostgresServer, create_database
 from bench.support.servers import docent_serving
 from tests.helpers import SAMPLE_CORPUS, docent_env, free_port, run_docent, stop
 
+# Real servers stopped and started: .ci/run runs these after the default suite (-m cluster).
+pytestmark = pytest.mark.cluster
+
 QUESTION = "What temperature should a hot compost pile reach?"
 PROMPT_S = 10.0
 """An outage must be reported within this (the probes' and drivers' deadlines are a few seconds)."""

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import redis
 
-from tests.helpers import REDIS_URL, create_key, docent_server
+from tests.helpers import REDIS_URL, create_key, docent_env, docent_server, run_docent
 
 BURST = 5
 
@@ -22,11 +22,14 @@ def prefix(redis_prefix: str) -> str:
     return redis_prefix
 
 
-def test_two_replicas_share_one_bucket_per_key(tmp_path: Path, prefix: str) -> None:
-    data_dir = tmp_path / "data"
-    alice = create_key(data_dir, "alice", "query")
-    bob = create_key(data_dir, "bob", "query")
+def test_two_replicas_share_one_bucket_per_key(tmp_path: Path, prefix: str, pg_url: str) -> None:
+    """Two replicas in server mode, each with a data dir of its own, sharing PostgreSQL (keys) and Redis."""
+    shared = {"DOCENT_DATABASE_URL": pg_url, "DOCENT_REDIS_URL": REDIS_URL, "DOCENT_REDIS_PREFIX": prefix}
+    assert run_docent(["db", "upgrade"], docent_env(tmp_path / "data", **shared)).returncode == 0
+    alice = create_key(tmp_path / "data", "alice", "query", **shared)
+    bob = create_key(tmp_path / "data", "bob", "query", **shared)
     env = {
+        **shared,
         "DOCENT_AUTH": "on",
         "DOCENT_RATE_LIMIT_BACKEND": "redis",
         "DOCENT_REDIS_URL": REDIS_URL,
@@ -37,7 +40,8 @@ def test_two_replicas_share_one_bucket_per_key(tmp_path: Path, prefix: str) -> N
     }
     with ExitStack() as stack:
         bases = [
-            stack.enter_context(docent_server(data_dir, tmp_path / f"server{i}.log", **env)) for i in (1, 2)
+            stack.enter_context(docent_server(tmp_path / f"data{i}", tmp_path / f"server{i}.log", **env))
+            for i in (1, 2)
         ]
         responses = [
             httpx.get(f"{bases[i % 2]}/threads", headers={"Authorization": f"Bearer {alice}"}, timeout=30)

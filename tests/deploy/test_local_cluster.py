@@ -22,6 +22,9 @@ import pytest
 from bench.support.postgres import ADMIN_URL
 from tests.helpers import REPO_ROOT
 
+# The whole topology started and stopped: .ci/run runs these after the default suite (-m cluster).
+pytestmark = pytest.mark.cluster
+
 LOCAL_CLUSTER = REPO_ROOT / "deploy" / "local-cluster"
 
 
