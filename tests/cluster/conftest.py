@@ -36,6 +36,9 @@ CLUSTER_ENV = {
     # Each source is embedded and written on its own, so that a job killed midway has committed some of its
     # sources (the worker drill); only the worker ingests.
     "DOCENT_INGEST_BATCH_CHUNKS": "1",
+    # The worker drill's slowest page takes 20 s on purpose (the job must still run when the worker dies):
+    # well within the fetch timeout, so no page fails for being slow.
+    "DOCENT_HTTP_TIMEOUT_S": "45",
 }
 """On top of the topology's own variables, for every Docent process of the drills' cluster."""
 
