@@ -33,7 +33,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -50,13 +49,17 @@ from bench.invoke import (  # noqa: E402
     DEFAULT_CORPUS,
     FloorResult,
     LevelResult,
-    _raise_interrupt,
     ingest,
     measure_floor,
     run_level,
     warm_up,
 )
-from bench.support.machine import load_average, shown_path  # noqa: E402
+from bench.support.machine import (  # noqa: E402
+    load_average,
+    resolved_corpus,
+    shown_path,
+    unwind_on_signals,
+)
 from bench.support.servers import docent_serving  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from deploy import local_cluster  # noqa: E402
@@ -191,13 +194,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Set up, measure, report; 0 when every request succeeded, 1 when some failed, 130 on Ctrl-C."""
     args = parse_args(argv)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    corpus = [
-        (p if p.is_absolute() else REPO_ROOT / p).resolve()
-        for p in (args.corpus or [Path(c) for c in DEFAULT_CORPUS])
-    ]
-    if missing := [str(p) for p in corpus if not p.exists()]:
+    unwind_on_signals()  # the `finally` below stops what was started
+    corpus, missing = resolved_corpus(args.corpus, DEFAULT_CORPUS)
+    if missing:
         print(f"corpus path not found: {', '.join(missing)}", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="docent-bench-cluster-"))

@@ -34,7 +34,6 @@ import math
 import os
 import platform
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -42,7 +41,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import httpx
@@ -52,7 +50,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # imports and bench/ingest.py does not shadow the `ingest` package.
 sys.path[0] = str(REPO_ROOT)
 
-from bench.support.machine import load_average, shown_path  # noqa: E402
+from bench.support.machine import (  # noqa: E402
+    load_average,
+    resolved_corpus,
+    shown_path,
+    unwind_on_signals,
+)
 from bench.support.servers import docent_serving, run_docent  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.storage.keys import add_key  # noqa: E402
@@ -437,22 +440,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Set up, measure, report; 0 when every request succeeded, 1 when some failed, 130 on Ctrl-C."""
     args = parse_args(argv)
-    # Ctrl-C and SIGTERM both unwind through the `finally` that stops the server (SIGINT even where the
-    # parent shell started this process with SIGINT ignored, as non-interactive shells do for `&` jobs).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    corpus = [
-        (p if p.is_absolute() else REPO_ROOT / p).resolve()
-        for p in (args.corpus or [Path(c) for c in DEFAULT_CORPUS])
-    ]
-    if missing := [str(p) for p in corpus if not p.exists()]:
+    unwind_on_signals()  # the `finally` below stops what was started
+    corpus, missing = resolved_corpus(args.corpus, DEFAULT_CORPUS)
+    if missing:
         print(f"corpus path not found: {', '.join(missing)}", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="docent-bench-"))

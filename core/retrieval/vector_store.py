@@ -264,24 +264,21 @@ class VectorStore:
             return self._run(what, operation)
 
     def _run(self, what: str, operation: Callable[[ClientAPI, int], T]) -> T:
-        client, generation = self._connection()
-        try:
-            return operation(client, generation)
-        except Exception as exc:
-            if not self._lost(exc, generation):
-                raise
-            log.warning("Chroma failed to %s (%s: %s); reopening it", what, type(exc).__name__, exc)
-            self._drop(generation)
-        client, generation = self._connection()
-        try:
-            return operation(client, generation)
-        except Exception as exc:
-            if not self._lost(exc, generation):
-                raise
-            self._drop(generation)
-            raise DependencyUnavailable(
-                "chroma", f"Chroma failed to {what}: {type(exc).__name__}: {exc}"
-            ) from exc
+        """The operation on the current client; a client lost to the failure is reopened for one retry."""
+        for attempt in (1, 2):
+            client, generation = self._connection()
+            try:
+                return operation(client, generation)
+            except Exception as exc:
+                if not self._lost(exc, generation):
+                    raise
+                self._drop(generation)
+                if attempt == 2:
+                    raise DependencyUnavailable(
+                        "chroma", f"Chroma failed to {what}: {type(exc).__name__}: {exc}"
+                    ) from exc
+                log.warning("Chroma failed to %s (%s: %s); reopening it", what, type(exc).__name__, exc)
+        raise AssertionError("unreachable")
 
     def ping(self) -> None:
         """Raise DependencyUnavailable unless Chroma answers its heartbeat now."""
