@@ -141,12 +141,19 @@ async def _refresh_keys(keyring: KeyRing) -> None:
     """Re-read the database's API keys every `recheck_s`, off the event loop, for the app's lifetime: a key
     created or revoked on any replica takes effect here within that time. A database that cannot be read
     leaves the keys read before in use."""
+    failing = False
     while True:
         await asyncio.sleep(keyring.recheck_s)
         try:
             await asyncio.to_thread(keyring.refresh_table)
-        except Exception as exc:  # the database is down: keep serving the keys read before
-            log.warning("API keys not re-read from the database: %s", exc)
+        except Exception as exc:  # the database is down: keep serving the keys read before, say so once
+            if not failing:
+                log.warning("API keys not re-read from the database (until it answers again): %s", exc)
+            failing = True
+        else:
+            if failing:
+                log.info("API keys are re-read from the database again")
+            failing = False
 
 
 _UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
