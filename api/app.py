@@ -23,7 +23,7 @@ from api.middleware.body_limit import BodyLimitMiddleware
 from api.middleware.observability import install_observability
 from api.openai_errors import OPENAI_PREFIX, install_openai_errors, openai_error
 from api.probes import ProbeRunner
-from api.routes import health, ingest, invoke, openai_compat, sources, stream, threads, workspaces, ws
+from api.routes import health, ingest, invoke, me, openai_compat, sources, stream, threads, workspaces, ws
 from api.routes.ui import install_ui
 from api.security.auth import require
 from api.security.guardrail import Guardrail
@@ -108,6 +108,7 @@ def create_app(
     app.include_router(ingest.router)
     app.include_router(sources.router)
     app.include_router(workspaces.router)
+    app.include_router(me.router)
     if not mounted_in_studio:
         app.include_router(threads.router)
         install_ui(app)

@@ -57,8 +57,9 @@ def evaluate(
 ) -> None:
     """Measure retrieval quality and search latency, per retriever.
 
-    Paragraph hit@k, MRR@10, document hit@5 and search latency p50/p95, over --corpus DIR (ingested into a
-    temporary store) or --collection NAME (of the configured store).
+    Paragraph hit@k, MRR@10, document hit@5, page hit@5 (with gold_pages) and search
+    latency p50/p95, over --corpus DIR (ingested into a temporary store) or
+    --collection NAME (of the configured store).
 
     \b
     --qa FILE is JSONL, one question a line, with its gold paragraph or only its
@@ -70,6 +71,9 @@ def evaluate(
       {"question": "…", "gold_docs": ["energy_savers.pdf"]}
         document gold only (e.g. PDF corpora): scored by document hit@k and
         MRR@10.
+      {"question": "…", "gold_docs": ["ADOBE_2022_10K.pdf"],
+       "gold_pages": [{"doc": "ADOBE_2022_10K.pdf", "page": 54}]}
+        also page hit@5: a chunk of one of the 1-based gold pages.
     """
     from pydantic import ValidationError
     from rich.console import Console
@@ -206,6 +210,9 @@ def _score_table(scores: Sequence[RetrieverScore], report: dict[str, Any]) -> Ta
     table.add_column("MRR@10" if paragraph else "doc MRR@10", justify="right", no_wrap=True)
     if paragraph:
         table.add_column(f"doc hit@{DOC_K}", justify="right", no_wrap=True)
+    pages = first.page_hit_at is not None
+    if pages:
+        table.add_column(f"page hit@{DOC_K}", justify="right", no_wrap=True)
     table.add_column("p50 ms", justify="right", no_wrap=True)
     table.add_column("p95 ms", justify="right", no_wrap=True)
     for score in scores:
@@ -215,9 +222,14 @@ def _score_table(scores: Sequence[RetrieverScore], report: dict[str, Any]) -> Ta
             row += [f"{score.mrr_at_10:.3f}", f"{score.doc_hit_at[DOC_K]:.3f}"]
         else:
             row += [f"{score.doc_hit_at[cut]:.3f}" for cut in cut_offs] + [f"{score.doc_mrr_at_10:.3f}"]
+        if pages:
+            row.append(f"{score.page_hit_at[DOC_K]:.3f}" if score.page_hit_at else "-")
         table.add_row(*row, f"{score.latency_p50_ms:.1f}", f"{score.latency_p95_ms:.1f}")
     if paragraph and first.paragraph_questions < first.questions:
         table.caption = f"paragraph figures over the {first.paragraph_questions} questions with a para_id"
+    if pages and first.page_questions < first.questions:
+        note = f"page figures over the {first.page_questions} questions with gold_pages"
+        table.caption = f"{table.caption}; {note}" if table.caption else note
     return table
 
 

@@ -1,4 +1,4 @@
-"""The `docent` command: ingest, ask, serve, worker, eval, sources, reindex, keys, workspaces and db.
+"""The `docent` command: ingest, extract, ask, serve, worker, eval, sources, reindex, keys, workspaces and db.
 
 Only the app is assembled here; each command imports what it needs when it runs, so `docent --help` (and
 any command's `--help`) starts in a fraction of a second.
@@ -13,6 +13,7 @@ import typer
 from cli.ask import ask
 from cli.db import db_app
 from cli.eval import evaluate
+from cli.extract import extract
 from cli.ingest import ingest, reindex
 from cli.keys import keys_app
 from cli.serve import serve
@@ -27,6 +28,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.command()(ingest)
+app.command()(extract)
 app.command("eval")(evaluate)
 app.command()(reindex)
 app.command()(ask)

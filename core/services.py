@@ -145,7 +145,7 @@ class Services:
         """Close what was opened (files, connections); safe to call twice."""
         with self._lock:
             opened, self._opened = self._opened, {}
-        for name in ("records", "keywords"):
+        for name in ("retriever", "records", "keywords"):
             resource = opened.get(name)
             if resource is not None:
                 resource.close()

@@ -80,10 +80,32 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest PDF array/dictionary pypdf parses (its default, 100,000, refuses real files).",
     )
+    ocr: Literal["auto", "off"] = Field(
+        "auto",
+        description="OCR (Tesseract) for PDF pages with an image and no text layer; `off`: such pages are"
+        " reported empty.",
+    )
+    ocr_max_pages: int = Field(50, ge=0, description="PDF pages recognised by OCR per document at most.")
+    ocr_timeout_s: float = Field(300.0, gt=0, description="Seconds of OCR per document at most.")
+    ocr_dpi: int = Field(
+        300, ge=72, le=600, description="Resolution pages are rendered at for OCR (capped at 12 megapixels)."
+    )
     user_agent: str = Field(
         "Mozilla/5.0 (compatible; DocentBot/0.1; +https://pypi.org/project/docent-rag/)",
         description="User-Agent sent when fetching URLs.",
     )
+    html_main_content: bool = Field(
+        True, description="HTML keeps the main content only (trafilatura): no menus, footers or banners."
+    )
+    crawl_depth: int = Field(3, ge=0, le=20, description="Links followed from a crawl's root at most.")
+    crawl_max_pages: int = Field(100, ge=1, le=100_000, description="Pages one crawl ingests at most.")
+    crawl_delay_s: float = Field(
+        1.0, ge=0, description="Seconds between two fetches from one host (robots.txt may ask for more)."
+    )
+    crawl_max_bytes: int = Field(
+        500_000_000, ge=1, description="Bytes one crawl fetches at most (pages, robots.txt, sitemaps)."
+    )
+    crawl_max_seconds: float = Field(1800.0, gt=0, description="Wall-clock limit for one crawl.")
 
     # Retrieval and answering
     k: int = Field(4, ge=1, le=50, description="Passages retrieved per question.")

@@ -18,12 +18,14 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True)
 class GoldQuestion:
-    """A question and where its answer lives: one paragraph (`para_id`), or any chunk of `gold_docs`."""
+    """A question and where its answer lives: one paragraph (`para_id`), or any chunk of `gold_docs`, and
+    optionally the 1-based pages of those documents that hold the evidence (`gold_pages`)."""
 
     question: str
     gold_docs: tuple[str, ...]
     para_id: str | None = None
     answers: tuple[str, ...] = ()
+    gold_pages: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,24 @@ def parse_question(item: dict[str, Any], where: str) -> GoldQuestion:
         raise DatasetError(
             f"{where}: give `para_id` (`<doc_id>#pN`) or `gold_docs` (a non-empty list of file names)"
         )
-    return GoldQuestion(question, gold_docs=tuple(gold_docs), answers=tuple(answers))
+    return GoldQuestion(
+        question, gold_docs=tuple(gold_docs), answers=tuple(answers), gold_pages=_gold_pages(item, where)
+    )
+
+
+def _gold_pages(item: dict[str, Any], where: str) -> tuple[tuple[str, int], ...]:
+    """`gold_pages`: a list of `{"doc": file name, "page": 1-based page}` (optional)."""
+    pages = item.get("gold_pages", [])
+    if not isinstance(pages, list):
+        raise DatasetError(f'{where}: `gold_pages` must be a list of {{"doc": …, "page": N}}')
+    gold: list[tuple[str, int]] = []
+    for page in pages:
+        doc = page.get("doc") if isinstance(page, dict) else None
+        number = page.get("page") if isinstance(page, dict) else None
+        if not isinstance(doc, str) or not doc or not isinstance(number, int) or number < 1:
+            raise DatasetError(f"{where}: each of `gold_pages` needs a `doc` name and a 1-based `page`")
+        gold.append((doc, number))
+    return tuple(gold)
 
 
 def load_questions(path: Path) -> list[GoldQuestion]:

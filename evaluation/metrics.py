@@ -25,6 +25,12 @@ def from_documents(passage: Passage, gold_docs: Iterable[str]) -> bool:
     return any(gold in (path.name, path.stem) for gold in gold_docs)
 
 
+def on_pages(passage: Passage, gold_pages: Iterable[tuple[str, int]]) -> bool:
+    """True when the chunk comes from one of the gold pages (document by file name or stem, 1-based page)."""
+    path = PurePath(passage["source"])
+    return any(passage["page"] == page and doc in (path.name, path.stem) for doc, page in gold_pages)
+
+
 def first_hit_rank(ranking: Sequence[Passage], relevant: Callable[[Passage], bool]) -> Rank:
     """The 1-based rank of the first relevant passage."""
     return next((rank for rank, passage in enumerate(ranking, start=1) if relevant(passage)), None)

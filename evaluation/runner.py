@@ -27,6 +27,7 @@ from evaluation.metrics import (
     from_documents,
     hit_rate,
     mean_reciprocal_rank,
+    on_pages,
     percentile,
 )
 from ingest.pipeline import Ingestor, IngestSummary
@@ -61,6 +62,8 @@ class RetrieverScore:
     mrr_at_10: float | None
     doc_hit_at: dict[int, float]
     doc_mrr_at_10: float
+    page_questions: int
+    page_hit_at: dict[int, float] | None
     latency_p50_ms: float
     latency_p95_ms: float
 
@@ -98,6 +101,7 @@ def score_retriever(
         searcher.search(questions[0].question, k=depth, collection=collection, mode=mode)
     paragraph_ranks: list[Rank] = []
     doc_ranks: list[Rank] = []
+    page_ranks: list[Rank] = []
     latency_ms: list[float] = []
     for item in questions:
         started = time.perf_counter()
@@ -106,6 +110,8 @@ def score_retriever(
         doc_ranks.append(first_hit_rank(ranking, partial(from_documents, gold_docs=item.gold_docs)))
         if item.para_id is not None:
             paragraph_ranks.append(first_hit_rank(ranking, partial(covers_paragraph, para_id=item.para_id)))
+        if item.gold_pages:
+            page_ranks.append(first_hit_rank(ranking, partial(on_pages, gold_pages=item.gold_pages)))
     return RetrieverScore(
         retriever=mode,
         questions=len(questions),
@@ -114,6 +120,10 @@ def score_retriever(
         mrr_at_10=round(mean_reciprocal_rank(paragraph_ranks, MRR_CUTOFF), 4) if paragraph_ranks else None,
         doc_hit_at={k: round(hit_rate(doc_ranks, k), 4) for k in sorted({*ks, DOC_K})},
         doc_mrr_at_10=round(mean_reciprocal_rank(doc_ranks, MRR_CUTOFF), 4),
+        page_questions=len(page_ranks),
+        page_hit_at={k: round(hit_rate(page_ranks, k), 4) for k in sorted({*ks, DOC_K})}
+        if page_ranks
+        else None,
         latency_p50_ms=round(percentile(latency_ms, 50), 2),
         latency_p95_ms=round(percentile(latency_ms, 95), 2),
     )

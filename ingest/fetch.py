@@ -44,10 +44,11 @@ class FetchError(Exception):
     GENERIC_REFUSAL, so a caller cannot tell a refused address from a closed port.
     """
 
-    def __init__(self, reason: str, *, limit: bool = False) -> None:
+    def __init__(self, reason: str, *, limit: bool = False, status: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.limit = limit
+        self.status = status  # the HTTP status of an error response (a crawl tells a gone page by it)
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,10 @@ def fetch(url: str, client: httpx.Client, policy: FetchPolicy, resolver: Resolve
                     raise FetchError(f"redirect to an invalid URL: {exc}") from exc
                 continue
             if response.status_code >= 400:
-                raise FetchError(f"HTTP {response.status_code} {response.reason_phrase}".rstrip())
+                raise FetchError(
+                    f"HTTP {response.status_code} {response.reason_phrase}".rstrip(),
+                    status=response.status_code,
+                )
             content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
             data = _read_body(response, policy, watchdog)
             return Fetched(url, current, content_type, response.charset_encoding, data)

@@ -443,7 +443,7 @@ def run_job(table: JobTable, job_id: str, ingestor: Ingestor, stop: threading.Ev
         return False
 
     def on_result(result: SourceResult) -> None:
-        results.append({**asdict(result), "source": shown(result.source)})
+        results.append(_shown_result(result, shown))
 
     def on_progress(source: str, done: int, total: int) -> None:
         table.progress(job_id, done=done, total=total, current=shown(source), results=results)
@@ -471,9 +471,20 @@ def run_job(table: JobTable, job_id: str, ingestor: Ingestor, stop: threading.Ev
     summary.pop("results")
     for key in ("failures", "warnings", "ignored"):
         summary[key] = [{**problem, "source": shown(problem["source"])} for problem in summary[key]]
-    everything = [{**asdict(r), "source": shown(r.source)} for r in ran.results]
-    status: JobStatus = "cancelled" if outcome["cancelled"] else "done"
-    table.finish(job_id, status, results=everything, summary=summary)
+    everything = [_shown_result(r, shown) for r in ran.results]
+    status: JobStatus = "cancelled" if outcome["cancelled"] else "failed" if ran.all_failed else "done"
+    error = f"every source failed ({len(ran.failures)})" if status == "failed" else None
+    table.finish(job_id, status, results=everything, summary=summary, error=error)
+
+
+def _shown_result(result: SourceResult, shown: Callable[[str], str]) -> dict[str, Any]:
+    """A source's result as HTTP callers see it: sources (its own, and the one a duplicate matches) by
+    `shown_uri`, never by a path on the server's disk."""
+    out = {**asdict(result), "source": shown(result.source)}
+    if result.same_as is not None:
+        out["same_as"] = shown(result.same_as)
+        out["reason"] = f"same content as {out['same_as']}"
+    return out
 
 
 class IngestJobs:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.retrieval.vector_store import Metadata
-from ingest.load import LoadedDocument
+from ingest.document import LoadedDocument
 
 if TYPE_CHECKING:  # langchain_text_splitters pulls in langchain_core: imported when a splitter is made
     from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -70,6 +70,8 @@ def split_document(document: LoadedDocument, splitter: RecursiveCharacterTextSpl
                 metadata["page"] = page.page
             if page.section:
                 metadata["section"] = page.section
+            if page.ocr:
+                metadata["ocr"] = True
             chunks.append(
                 Chunk(id=chunk_id(document.source, page.page, occurrence, text), text=text, metadata=metadata)
             )

@@ -1,8 +1,10 @@
-"""GET /sources lists a collection's ingested sources; DELETE /sources/{id} removes one and its chunks."""
+"""GET /sources lists a collection's ingested sources, GET /sources/{id} shows one with its extraction report;
+DELETE /sources/{id} removes one and its chunks."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path as FilePath
 from typing import Annotated
 
 from fastapi import HTTPException, Path, Query
@@ -12,7 +14,7 @@ from api.routes import docent_router
 from api.schemas import AUTH_ERRORS, COLLECTION_PATTERN, ErrorBody, JobConflict, SourceOut, SourceRemoved
 from api.security.auth import IngestCaller, QueryCaller
 from api.security.workspaces import readable_collection, visible_collection
-from core.storage.sources import shown_uri
+from core.storage.sources import SourceRecord, shown_uri
 
 router = docent_router(tags=["sources"])
 CollectionQuery = Annotated[
@@ -33,16 +35,33 @@ async def list_sources(
     services: ServicesDep, caller: QueryCaller, collection: CollectionQuery = None
 ) -> list[SourceOut]:
     """Every source of one of the caller's workspace's collections, with its hash, chunk count, embedding
-    model and last error."""
+    model, last error and extraction report."""
     name = await readable_collection(services, caller, collection)
     records = await asyncio.to_thread(services.store.sources.list, name)
-    data_dir = services.settings.data_dir
-    return [
-        SourceOut.model_validate(
-            {**r.to_dict(), "uri": shown_uri(r.uri, data_dir), "collection": visible_collection(name)}
-        )
-        for r in records
-    ]
+    return [_source_out(r, name, services.settings.data_dir) for r in records]
+
+
+@router.get(
+    "/sources/{source_id}",
+    response_model=SourceOut,
+    responses={**AUTH_ERRORS, 404: {"model": ErrorBody, "description": "No such source in the collection."}},
+)
+async def get_source(
+    source_id: SourceId, services: ServicesDep, caller: QueryCaller, collection: CollectionQuery = None
+) -> SourceOut:
+    """One source's record with its extraction report: pages, characters per page, pages with no text,
+    pages OCR'd, tables found. Another workspace's source is a 404, like one that does not exist."""
+    name = await readable_collection(services, caller, collection)
+    record = await asyncio.to_thread(services.store.sources.get, name, source_id)
+    if record is None:
+        raise HTTPException(404, f"no source {source_id!r} in collection {visible_collection(name)!r}")
+    return _source_out(record, name, services.settings.data_dir)
+
+
+def _source_out(record: SourceRecord, collection: str, data_dir: FilePath) -> SourceOut:
+    """A record as callers see it: no server paths, the collection by its workspace's name for it."""
+    shown = {"uri": shown_uri(record.uri, data_dir), "collection": visible_collection(collection)}
+    return SourceOut.model_validate({**record.to_dict(), **shown})
 
 
 @router.delete(

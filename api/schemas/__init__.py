@@ -20,6 +20,8 @@ NOT_BLANK_PATTERN = r"^[\s\x1c-\x1f]*[^\s\x1c-\x1f]"
 BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 # A file name, optionally after a path: the part after the last / or \ is kept, must not start with a dot.
 FILE_NAME_PATTERN = r"^(?:.*[/\\])?[^/\\.\x00][^/\\\x00]*$"
+MAX_UPLOAD_FILES = 200
+"""Files in one POST /ingest, in either body."""
 
 
 def _whole_number(value: object) -> object:
@@ -302,13 +304,83 @@ class IngestRequest(BaseModel):
         description="http(s) URLs to fetch: at most DOCENT_INGEST_MAX_URLS (100; never over 1000). Each is"
         " fetched only from a public address or one in DOCENT_FETCH_ALLOW.",
     )
-    files: list[UploadedFile] = Field(default_factory=list, max_length=200, description="Files to ingest.")
+    files: list[UploadedFile] = Field(
+        default_factory=list, max_length=MAX_UPLOAD_FILES, description="Files to ingest."
+    )
     collection: str | None = Field(
         None,
         pattern=UPLOAD_COLLECTION_PATTERN,
         description="Target collection (default: the server's); at most 255 characters.",
         examples=["docent"],
     )
+
+
+SAMPLE_REPORT: dict[str, Any] = {
+    "pages": 4,
+    "units": 6,
+    "characters": 9412,
+    "characters_per_page": 2353,
+    "empty_pages": 1,
+    "ocr_pages": 1,
+    "tables": 2,
+    "warnings": 1,
+    "empty_page_numbers": [4],
+    "ocr_page_numbers": [3],
+    "warning_messages": ["page 4: no text, even after OCR"],
+}
+
+
+class ExtractionReportOut(BaseModel):
+    """What Docent read from a source (ingest/report.py): see `docent extract` for the text itself."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [SAMPLE_REPORT]})
+
+    pages: int = Field(
+        description="Pages of the source (a web page or text file is one; a deck, one per slide)."
+    )
+    units: int = Field(description="Pieces a chunk may not straddle: PDF pages, sections, slides, sheets.")
+    characters: int = Field(description="Characters of text extracted in all.")
+    characters_per_page: int = Field(description="`characters` / `pages`, rounded.")
+    empty_pages: int = Field(description="Pages with no text, even after OCR.")
+    ocr_pages: int = Field(description="Pages whose text was recognised from their image.")
+    tables: int = Field(description="Tables found (each kept as rows, one per line).")
+    warnings: int = Field(description="Warnings the loader gave.")
+    empty_page_numbers: list[int] = Field(default_factory=list, description="The first 50 empty pages.")
+    ocr_page_numbers: list[int] = Field(default_factory=list, description="The first 50 OCR'd pages.")
+    warning_messages: list[str] = Field(default_factory=list, description="The first 10 warnings.")
+
+
+INGEST_FORM: dict[str, Any] = {
+    "schema": {
+        "type": "object",
+        "properties": {
+            "file": {
+                "type": "array",
+                "items": {"type": "string", "format": "binary"},
+                "maxItems": MAX_UPLOAD_FILES,
+                "description": "Files to ingest (`-F file=@report.pdf`, repeated for more); each part's"
+                " file name (at most 255 bytes, a leading path dropped, not starting with a dot) picks the"
+                " parser by its suffix. Streamed to disk; the whole body within DOCENT_MAX_UPLOAD_BYTES.",
+            },
+            "url": {
+                "type": "array",
+                "items": {"type": "string", "pattern": r"^https?://"},
+                "maxItems": 1000,
+                "description": "http(s) URLs to fetch (`-F url=https://…`, repeated for more): at most"
+                " DOCENT_INGEST_MAX_URLS.",
+            },
+            "collection": {
+                "type": "string",
+                "pattern": UPLOAD_COLLECTION_PATTERN,
+                "description": "Target collection (default: the server's).",
+            },
+        },
+        "additionalProperties": False,
+    },
+    "encoding": {"file": {"contentType": "application/octet-stream"}},
+    "example": {"url": ["https://www.energy.gov/energysaver/thermostats"], "collection": "docent"},
+}
+"""POST /ingest's multipart/form-data body, as OpenAPI describes it (api/routes/ingest.py reads it)."""
 
 
 SAMPLE_JOB: dict[str, Any] = {
@@ -324,10 +396,20 @@ SAMPLE_JOB: dict[str, Any] = {
     "error": None,
     "results": [
         {
-            "source": "/srv/docent/uploads/docent/radiator-notes.txt",
+            "source": "uploads/docent/radiator-notes.txt",
             "status": "added",
             "chunks": 1,
             "reason": None,
+            "report": {
+                "pages": 1,
+                "units": 1,
+                "characters": 57,
+                "characters_per_page": 57,
+                "empty_pages": 0,
+                "ocr_pages": 0,
+                "tables": 0,
+                "warnings": 0,
+            },
         }
     ],
     "summary": {"sources": 1, "chunks_added": 1, "chunks_skipped": 0, "failures": [], "seconds": 0.077},
@@ -335,14 +417,32 @@ SAMPLE_JOB: dict[str, Any] = {
 
 
 class SourceResultOut(BaseModel):
-    """What happened to one source in a job."""
+    """What happened to one source in a job: a `duplicate` holds the same bytes as `same_as`, which is
+    stored (or kept earlier in the job), so it was not stored again."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [SAMPLE_JOB["results"][0]]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                SAMPLE_JOB["results"][0],
+                {
+                    "source": "https://example.org/radiator-notes.txt",
+                    "status": "duplicate",
+                    "chunks": 0,
+                    "reason": "same content as uploads/docent/radiator-notes.txt",
+                    "same_as": "uploads/docent/radiator-notes.txt",
+                },
+            ]
+        }
+    )
 
     source: str
-    status: Literal["added", "updated", "unchanged", "failed", "removed"]
+    status: Literal["added", "updated", "unchanged", "failed", "removed", "duplicate"]
     chunks: int
     reason: str | None = None
+    report: ExtractionReportOut | None = Field(
+        None, description="What was read from the source (added, updated, unchanged; failed once parsed)."
+    )
+    same_as: str | None = Field(None, description="A duplicate's twin.")
 
 
 class IngestJobOut(BaseModel):
@@ -365,7 +465,9 @@ class IngestJobOut(BaseModel):
     started_at: str
     finished_at: str | None = None
     error: str | None = Field(
-        None, description="Why the job failed as a whole (a bad collection, a store error)."
+        None,
+        description="Why the job failed as a whole: a bad collection, a store error, or every source failed"
+        " (each result says why).",
     )
     results: list[SourceResultOut]
     summary: dict[str, object] | None = None
@@ -389,6 +491,7 @@ class SourceOut(BaseModel):
                     "embedding_model": "sentence-transformers/all-MiniLM-L6-v2@onnx-int8",
                     "ingested_at": "2026-11-21T23:21:39+00:00",
                     "last_error": None,
+                    "report": SAMPLE_REPORT,
                 }
             ]
         }
@@ -405,6 +508,11 @@ class SourceOut(BaseModel):
     embedding_model: str
     ingested_at: str | None = None
     last_error: str | None = None
+    report: ExtractionReportOut | None = Field(
+        None,
+        description="The extraction report of the stored version (of the failed attempt when none is"
+        " stored); null for sources ingested before reports were kept.",
+    )
 
 
 class SourceRemoved(BaseModel):
@@ -444,6 +552,23 @@ class JobConflict(BaseModel):
     detail: str
     job_id: str | None = Field(
         None, description="The running job's id when this key started it; null when another key did."
+    )
+
+
+class KeyInfo(BaseModel):
+    """Reply to GET /me: the calling key and the scopes it acts with."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "alice", "workspace": "default", "scopes": ["query", "ingest"]}]
+        }
+    )
+
+    name: str
+    workspace: str
+    scopes: list[Literal["query", "ingest", "admin"]] = Field(
+        description="What the key may do: `query` (ask, threads, sources), `ingest` (POST /ingest, DELETE"
+        " /sources), `admin` (everything)."
     )
 
 

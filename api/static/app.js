@@ -28,6 +28,19 @@ const els = {
   question: $("question"),
   ask: $("ask"),
   stop: $("stop"),
+  ingestPanel: $("ingest-panel"),
+  ingestForm: $("ingest-form"),
+  dropZone: $("drop-zone"),
+  ingestFiles: $("ingest-files"),
+  ingestSelected: $("ingest-selected"),
+  ingestUrls: $("ingest-urls"),
+  ingestCollection: $("ingest-collection"),
+  ingestSubmit: $("ingest-submit"),
+  ingestClear: $("ingest-clear"),
+  ingestJob: $("ingest-job"),
+  ingestStatus: $("ingest-status"),
+  ingestProgress: $("ingest-progress"),
+  ingestResults: $("ingest-results"),
 };
 
 const state = {
@@ -37,6 +50,9 @@ const state = {
   threads: [],
   threadsTotal: 0,
   controller: null,
+  scopes: [],
+  files: [],
+  jobId: null,
 };
 
 // Token events applied to the page so far (tests read it to see that the answer streamed).
@@ -135,11 +151,13 @@ function clearError() {
 
 // ---- HTTP ------------------------------------------------------------------------------------------------
 
-async function api(path, { method = "GET", body, signal } = {}) {
+async function api(path, { method = "GET", body, form, signal } = {}) {
   const headers = {};
   if (state.key) headers.Authorization = `Bearer ${state.key}`;
   const init = { method, headers, signal };
-  if (body !== undefined) {
+  if (form !== undefined) {
+    init.body = form; // multipart/form-data: the browser writes the boundary into Content-Type
+  } else if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
@@ -595,6 +613,180 @@ async function deleteThread() {
   }
 }
 
+// ---- adding documents ------------------------------------------------------------------------------------
+
+// What the key may do (GET /me); the panel is only for keys with the `ingest` scope. Failing quietly: a
+// missing or wrong key already shows its error through the thread list.
+async function loadScopes() {
+  const key = state.key;
+  let scopes = [];
+  try {
+    const me = await (await api("/me")).json();
+    if (Array.isArray(me.scopes)) scopes = me.scopes;
+  } catch {
+    scopes = [];
+  }
+  if (key !== state.key) return; // the key changed meanwhile
+  state.scopes = scopes;
+  els.ingestPanel.hidden = !scopes.includes("ingest");
+}
+
+function formatCount(n) {
+  return Number(n || 0).toLocaleString("en-US");
+}
+
+function plural(n, noun) {
+  return `${formatCount(n)} ${noun}${n === 1 ? "" : "s"}`;
+}
+
+function formatSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+function addFiles(list) {
+  for (const file of Array.from(list || [])) {
+    // The server keeps one file per name (a later one replaces it): so does the list.
+    state.files = state.files.filter((kept) => kept.name !== file.name).concat([file]);
+  }
+  renderSelected();
+}
+
+function renderSelected() {
+  els.ingestSelected.replaceChildren(
+    ...state.files.map((file) => {
+      const remove = el("button", {
+        text: "×",
+        className: "remove-file",
+        attrs: { type: "button", "aria-label": `Remove ${file.name}` },
+      });
+      remove.addEventListener("click", () => {
+        state.files = state.files.filter((kept) => kept !== file);
+        renderSelected();
+      });
+      return el("li", { testid: "selected-file" }, [
+        el("span", { testid: "selected-name", text: file.name }),
+        el("span", { className: "muted", text: ` (${formatSize(file.size)}) ` }),
+        remove,
+      ]);
+    }),
+  );
+}
+
+function clearIngestForm() {
+  state.files = [];
+  els.ingestFiles.value = "";
+  els.ingestUrls.value = "";
+  renderSelected();
+}
+
+function reportLine(report) {
+  const parts = [plural(report.pages, "page"), `${formatCount(report.characters_per_page)} characters/page`];
+  if (report.empty_pages) parts.push(`${formatCount(report.empty_pages)} empty`);
+  if (report.ocr_pages) parts.push(`${formatCount(report.ocr_pages)} OCR'd`);
+  parts.push(plural(report.tables, "table"));
+  return parts.join(" · ");
+}
+
+function resultItem(result) {
+  const url = httpUrl(result.source || "");
+  const item = el("li", { testid: "ingest-result" }, [
+    el("span", { className: `result-status ${result.status}`, testid: "result-status", text: result.status }),
+    el("span", {
+      className: "result-source",
+      testid: "result-source",
+      text: url || baseName(result.source || ""),
+      attrs: { title: result.source || "" },
+    }),
+  ]);
+  item.dataset.status = result.status;
+  if (result.status !== "failed" && result.status !== "duplicate") {
+    const chunks = ` · ${plural(result.chunks, "chunk")}`;
+    item.append(el("span", { className: "muted", testid: "result-chunks", text: chunks }));
+  }
+  if (result.report) {
+    item.append(el("span", { className: "result-report", testid: "result-report", text: reportLine(result.report) }));
+  }
+  if (result.reason) {
+    const className = `result-reason ${result.status}`;
+    item.append(el("span", { className, testid: "result-reason", text: result.reason }));
+  }
+  return item;
+}
+
+function jobHeadline(job) {
+  const results = Array.isArray(job.results) ? job.results : [];
+  const count = (status) => results.filter((r) => r.status === status).length;
+  const progress = `${job.done}/${job.total ?? "?"}`;
+  if (job.status === "queued") return "Queued: waiting for a free ingest slot…";
+  if (job.status === "running") return `Ingesting… ${progress} sources`;
+  if (job.status === "cancelled") return `Cancelled after ${progress} sources.`;
+  const tally = ["added", "updated", "unchanged", "duplicate", "failed"]
+    .filter((status) => count(status))
+    .map((status) => `${count(status)} ${status}`)
+    .join(", ");
+  if (job.status === "failed") return `Failed: ${job.error || "the job failed"}${tally ? ` (${tally})` : ""}.`;
+  return `Done: ${tally || "nothing to do"}.`;
+}
+
+function renderJob(job) {
+  els.ingestJob.hidden = false;
+  els.ingestJob.dataset.status = job.status;
+  els.ingestJob.dataset.jobId = job.id;
+  els.ingestStatus.textContent = jobHeadline(job);
+  els.ingestProgress.max = Math.max(Number(job.total) || 1, 1);
+  els.ingestProgress.value = Number(job.done) || 0;
+  const results = Array.isArray(job.results) ? job.results : [];
+  els.ingestResults.replaceChildren(...results.map(resultItem));
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function followJob(job) {
+  const key = state.key;
+  state.jobId = job.id;
+  renderJob(job);
+  while ((job.status === "queued" || job.status === "running") && state.jobId === job.id && state.key === key) {
+    await sleep(500);
+    job = await (await api(`/ingest/${encodeURIComponent(job.id)}`)).json();
+    if (state.jobId === job.id) renderJob(job);
+  }
+}
+
+async function startIngest() {
+  const urls = els.ingestUrls.value.split(/\s+/).filter(Boolean);
+  if (!state.files.length && !urls.length) {
+    showError("Choose or drop files, or paste URLs, first.");
+    return;
+  }
+  clearError();
+  const form = new FormData();
+  for (const file of state.files) form.append("file", file, file.name);
+  for (const url of urls) form.append("url", url);
+  const collection = els.ingestCollection.value.trim();
+  if (collection) form.append("collection", collection);
+  els.ingestSubmit.disabled = true;
+  try {
+    const job = await (await api("/ingest", { method: "POST", form })).json();
+    clearIngestForm();
+    await followJob(job);
+  } catch (error) {
+    showError(error);
+  } finally {
+    els.ingestSubmit.disabled = false;
+  }
+}
+
+function hideIngest() {
+  state.scopes = [];
+  state.jobId = null;
+  els.ingestPanel.hidden = true;
+  els.ingestJob.hidden = true;
+  els.ingestResults.replaceChildren();
+  clearIngestForm();
+}
+
 // ---- wiring ----------------------------------------------------------------------------------------------
 
 els.keyForm.addEventListener("submit", (event) => {
@@ -610,7 +802,9 @@ els.keyForm.addEventListener("submit", (event) => {
   els.keyInput.value = "";
   clearError();
   showKeyStatus();
+  hideIngest();
   loadThreads();
+  loadScopes();
   els.question.focus();
 });
 
@@ -627,6 +821,8 @@ els.forgetKey.addEventListener("click", () => {
   els.threadList.replaceChildren();
   els.moreThreads.hidden = true;
   els.threadsStatus.textContent = "Enter an API key above to see your threads.";
+  hideIngest();
+  loadScopes(); // with DOCENT_AUTH=off, no key is needed
   els.keyInput.focus();
 });
 
@@ -646,6 +842,33 @@ els.askForm.addEventListener("submit", (event) => {
   ask(question);
 });
 
+els.ingestForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  startIngest();
+});
+els.ingestClear.addEventListener("click", clearIngestForm);
+els.ingestFiles.addEventListener("change", () => {
+  addFiles(els.ingestFiles.files);
+  els.ingestFiles.value = ""; // choosing the same file again fires `change` again
+});
+for (const type of ["dragenter", "dragover"]) {
+  els.dropZone.addEventListener(type, (event) => {
+    event.preventDefault();
+    els.dropZone.classList.add("dragging");
+  });
+}
+for (const type of ["dragleave", "drop"]) {
+  els.dropZone.addEventListener(type, () => els.dropZone.classList.remove("dragging"));
+}
+els.dropZone.addEventListener("drop", (event) => {
+  event.preventDefault();
+  if (event.dataTransfer) addFiles(event.dataTransfer.files);
+});
+// A file dropped beside the zone must not make the browser leave the page to show it.
+for (const type of ["dragover", "drop"]) {
+  els.ingestPanel.addEventListener(type, (event) => event.preventDefault());
+}
+
 els.question.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !event.ctrlKey && !event.metaKey && !event.altKey) {
     event.preventDefault();
@@ -656,5 +879,6 @@ els.question.addEventListener("keydown", (event) => {
 state.key = readStoredKey();
 showKeyStatus();
 setStreaming(null);
+loadScopes();
 if (state.key) loadThreads();
 else els.threadsStatus.textContent = "Enter an API key above to see your threads.";

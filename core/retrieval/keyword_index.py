@@ -56,43 +56,37 @@ def fts_table(collection: str) -> str:
     return "kw_" + hashlib.sha1(collection.encode()).hexdigest()[:16]
 
 
-# BM25 over the chunks of one collection that match any query lexeme. The lexemes are those PostgreSQL itself
-# makes of the query's words, each quoted, so no word is read as an operator; a lexeme's document frequency
-# is the number of matching chunks that hold it (every chunk that holds one matches). MATERIALIZED: each part
-# is computed once, not again for every row that reads it.
+# BM25 over the chunks of one collection that hold any query lexeme. The lexemes are those PostgreSQL itself
+# makes of the query's words; a lexeme's document frequency is the number of its postings. MATERIALIZED: each
+# part is computed once, not again for every row that reads it.
 _PG_SEARCH = text(
     r"""
     WITH terms AS MATERIALIZED (
         SELECT DISTINCT lexeme AS term FROM unnest(to_tsvector(CAST(:config AS regconfig), :words))
     ),
     hits AS MATERIALIZED (
-        SELECT k.chunk_id, k.doc_len, u.lexeme, cardinality(u.positions) AS frequency
-        FROM keyword_chunks k CROSS JOIN LATERAL unnest(k.tsv) AS u
-        WHERE k.collection = :collection
-          AND k.tsv @@ (
-            SELECT CAST(string_agg(
-                '''' || replace(replace(term, '\', '\\'), '''', '''''') || '''', ' | '
-            ) AS tsquery)
-            FROM terms
-          )
-          AND u.lexeme IN (SELECT term FROM terms)
+        SELECT p.chunk_id, p.frequency, p.doc_len, count(*) OVER (PARTITION BY p.term) AS documents
+        FROM keyword_postings p
+        WHERE p.collection = :collection AND p.term IN (SELECT term FROM terms)
     ),
-    frequencies AS (SELECT lexeme, count(*) AS documents FROM hits GROUP BY lexeme),
     stats AS (
-        SELECT count(*) AS documents, coalesce(avg(doc_len), 1) AS average_length
-        FROM keyword_chunks WHERE collection = :collection
+        SELECT documents, total_length::float8 / greatest(documents, 1) AS average_length
+        FROM keyword_stats WHERE collection = :collection
     )
     SELECT h.chunk_id, sum(
-        ln(1 + (s.documents - f.documents + 0.5) / (f.documents + 0.5))
+        ln(1 + (s.documents - h.documents + 0.5) / (h.documents + 0.5))
         * h.frequency * (:k1 + 1)
         / (h.frequency + :k1 * (1 - :b + :b * h.doc_len / greatest(s.average_length, 1)))
     ) AS score
-    FROM hits h JOIN frequencies f ON f.lexeme = h.lexeme CROSS JOIN stats s
+    FROM hits h CROSS JOIN stats s
     GROUP BY h.chunk_id
     ORDER BY score DESC, h.chunk_id
     LIMIT :k
     """
 )
+"""BM25 over the inverted index that a trigger keeps beside `keyword_chunks` (migration 0003): a posting per
+(collection, lexeme, chunk) with the lexeme's count and the chunk's length, and per-collection totals. Only
+the postings of the query's lexemes are read."""
 
 
 class KeywordIndex:

@@ -9,11 +9,13 @@ SchemaError naming `docent db upgrade`: replicas sharing a server never migrate 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Insert, Table, create_engine, event, inspect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 
 from core.settings import Settings
 
@@ -49,6 +51,11 @@ def sqlalchemy_url(settings: Settings) -> str:
     return url
 
 
+RECHECK_AFTER_S = 1.0
+"""A pooled PostgreSQL connection unused for longer than this is pinged before it is handed out (and replaced
+when the ping fails: PostgreSQL restarted); one in use moments ago is handed out without the round trip."""
+
+
 def make_engine(settings: Settings) -> Engine:
     """An engine on the configured database: SQLite in WAL mode with full fsync, or a pooled PostgreSQL."""
     url = make_url(sqlalchemy_url(settings))
@@ -58,14 +65,36 @@ def make_engine(settings: Settings) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_pre_ping=True,
         pool_timeout=10,
         connect_args={"connect_timeout": 5},
     )
+    event.listen(engine, "checkout", _ping_when_idle)
+    event.listen(engine, "checkin", _note_checkin)
+    return engine
+
+
+def _ping_when_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """SQLAlchemy's pessimistic disconnect handling, for connections idle over RECHECK_AFTER_S only:
+    DisconnectionError makes the pool drop this connection and hand out a fresh one."""
+    if time.monotonic() - record.info.get("checked_in", float("-inf")) <= RECHECK_AFTER_S:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+        dbapi_connection.rollback()  # leave no transaction open behind the ping
+    except Exception as exc:
+        raise DisconnectionError(f"stale pooled connection: {exc}") from exc
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info["checked_in"] = time.monotonic()
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -113,20 +142,38 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
 
 
 def check_schema(engine: Engine) -> None:
-    """Raise SchemaError unless the database is at the newest revision; a fresh SQLite file is migrated."""
+    """Raise SchemaError unless the database is at the newest revision. An embedded SQLite file is brought
+    there itself: a fresh one is created, an older one upgraded (one process owns an embedded data dir, so
+    the embedded default stays as easy as before a migration); PostgreSQL, shared by replicas, waits for
+    `docent db upgrade`."""
     current, head = current_revision(engine), head_revision()
     if current == head:
         return
-    if current is None and engine.dialect.name == "sqlite" and not inspect(engine).get_table_names():
-        log.info("creating the database schema in %s", engine.url.database)
-        upgrade(engine)
-        return
+    if engine.dialect.name == "sqlite":
+        if current is None and not inspect(engine).get_table_names():
+            log.info("creating the database schema in %s", engine.url.database)
+            upgrade(engine)
+            return
+        if current in _revisions():
+            log.warning(
+                "upgrading the database schema in %s from %s to %s", engine.url.database, current, head
+            )
+            upgrade(engine)
+            return
     where = engine.url.render_as_string(hide_password=True)
     state = "has no Docent schema" if current is None else f"is at schema revision {current}"
     raise SchemaError(
         f"the database {where} {state}; this version of Docent needs revision {head}:"
         f" run `{UPGRADE_COMMAND}` (with the same DOCENT_DATABASE_URL) first"
     )
+
+
+def _revisions() -> set[str]:
+    """Every revision this version of Docent knows."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(_alembic_config(None))  # type: ignore[arg-type]
+    return {script.revision for script in scripts.walk_revisions()}
 
 
 def open_database(settings: Settings) -> Engine:

@@ -72,8 +72,12 @@ sources = Table(
     Column("chunking", Text, nullable=False),
     Column("ingested_at", Text),
     Column("last_error", Text),
+    Column("report", Text),
     PrimaryKeyConstraint("collection", "id"),
+    Index("sources_content", "collection", "content_hash"),
 )
+"""One row per ingested source; `report` is its extraction report (JSON: ingest/report.py), null before
+revision 0002 and for sources never read. `sources_content` finds another URI with the same bytes."""
 
 api_keys = Table(
     "api_keys",

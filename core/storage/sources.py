@@ -9,13 +9,14 @@ record (or none), so the next run redoes the source; a crash after it leaves not
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.storage.models import sources
@@ -41,7 +42,8 @@ class SourceRecord:
     """What Docent knows about one ingested source in one collection.
 
     `content_hash` is that of the last version whose chunks are all stored (None: never ingested);
-    `last_error` is why the latest attempt failed (None: it succeeded).
+    `last_error` is why the latest attempt failed (None: it succeeded); `report` is the extraction report
+    (ingest/report.py) of the stored version, or of the failed attempt when none is stored.
     """
 
     collection: str
@@ -56,6 +58,7 @@ class SourceRecord:
     chunking: str
     ingested_at: str | None
     last_error: str | None = None
+    report: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -64,6 +67,20 @@ class SourceRecord:
 
 _COLUMNS = tuple(f.name for f in fields(SourceRecord))
 _SELECTED = tuple(sources.c[name] for name in _COLUMNS)
+
+
+def _row(record: SourceRecord) -> dict[str, Any]:
+    """A record as the table's columns (the report as JSON text)."""
+    row = record.to_dict()
+    row["report"] = json.dumps(record.report, ensure_ascii=False) if record.report is not None else None
+    return row
+
+
+def _record(row: Any) -> SourceRecord:
+    """A record from a selected row of `_SELECTED`."""
+    values = dict(zip(_COLUMNS, row, strict=True))
+    values["report"] = json.loads(values["report"]) if values["report"] else None
+    return SourceRecord(**values)
 
 
 class SourceCatalog:
@@ -78,7 +95,7 @@ class SourceCatalog:
         """Insert or replace a record, inside the caller's transaction."""
         insert = _insert(connection)
         connection.execute(
-            insert.values(record.to_dict()).on_conflict_do_update(
+            insert.values(_row(record)).on_conflict_do_update(
                 index_elements=[sources.c.collection, sources.c.id],
                 set_={name: insert.excluded[name] for name in _COLUMNS if name not in ("collection", "id")},
             )
@@ -92,18 +109,30 @@ class SourceCatalog:
                 delete(sources).where(sources.c.collection == collection, sources.c.id.in_(ids))
             )
 
-    def record_failure(self, collection: str, uri: str, error: str, embedding_model: str) -> None:
-        """Note why the latest attempt at a source failed; a stored earlier version stays as it was."""
+    def record_failure(
+        self,
+        collection: str,
+        uri: str,
+        error: str,
+        embedding_model: str,
+        report: dict[str, Any] | None = None,
+    ) -> None:
+        """Note why the latest attempt at a source failed; a stored earlier version stays as it was (its
+        report too). `report`: what the failed attempt read, kept when no version is stored."""
         record = SourceRecord(
-            collection, source_id(uri), uri, None, "", "", 0, 0, embedding_model, "", None, error
+            collection, source_id(uri), uri, None, "", "", 0, 0, embedding_model, "", None, error, report
         )
         with self._engine.begin() as connection:
             # One statement, so two replicas failing on the same new source cannot both insert it.
             insert = _insert(connection)
+            never_stored = sources.c.content_hash.is_(None)
             connection.execute(
-                insert.values(record.to_dict()).on_conflict_do_update(
+                insert.values(_row(record)).on_conflict_do_update(
                     index_elements=[sources.c.collection, sources.c.id],
-                    set_={"last_error": insert.excluded.last_error},
+                    set_={
+                        "last_error": insert.excluded.last_error,
+                        "report": case((never_stored, insert.excluded.report), else_=sources.c.report),
+                    },
                 )
             )
 
@@ -116,17 +145,38 @@ class SourceCatalog:
                 .values(last_error=None)
             )
 
+    def forget_failed(self, collection: str, uri: str) -> None:
+        """Drop a source's record if it holds only failed attempts (no stored version)."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                delete(sources).where(
+                    sources.c.collection == collection,
+                    sources.c.id == source_id(uri),
+                    sources.c.content_hash.is_(None),
+                )
+            )
+
     def get(self, collection: str, record_id: str) -> SourceRecord | None:
         """One record by id, or None."""
         with self._engine.connect() as connection:
             row = connection.execute(
                 select(*_SELECTED).where(sources.c.collection == collection, sources.c.id == record_id)
             ).first()
-        return SourceRecord(*row) if row else None
+        return _record(row) if row else None
 
     def by_uri(self, collection: str, uri: str) -> SourceRecord | None:
         """The record of a URI, or None."""
         return self.get(collection, source_id(uri))
+
+    def with_content(self, collection: str, digest: str) -> list[SourceRecord]:
+        """The records whose stored version has these bytes (`content_hash`), by URI."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(*_SELECTED)
+                .where(sources.c.collection == collection, sources.c.content_hash == digest)
+                .order_by(sources.c.uri)
+            ).all()
+        return [_record(row) for row in rows]
 
     def list(self, collection: str) -> list[SourceRecord]:
         """Every record of a collection, by URI."""
@@ -134,7 +184,7 @@ class SourceCatalog:
             rows = connection.execute(
                 select(*_SELECTED).where(sources.c.collection == collection).order_by(sources.c.uri)
             ).all()
-        return [SourceRecord(*row) for row in rows]
+        return [_record(row) for row in rows]
 
     def collections(self) -> dict[str, int]:
         """Every collection that has source records (stored names), with how many."""

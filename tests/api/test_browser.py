@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pypdf
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
@@ -23,6 +24,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
+from ingest.fetch import GENERIC_REFUSAL
 from tests.helpers import SAMPLE_CORPUS, create_key, docent_env, docent_server, run_docent
 from tests.model_servers import ModelScript, openai_app, serving
 
@@ -64,6 +66,7 @@ class ChatServer:
     base: str
     key: str
     script: ModelScript
+    ingest_key: str
 
 
 @pytest.fixture
@@ -75,6 +78,7 @@ def chat_server(tmp_path: Path) -> Iterator[ChatServer]:
     done = run_docent(["ingest", str(SAMPLE_CORPUS), "--json"], env)
     assert done.returncode == 0, done.stderr
     key = create_key(data_dir, "browser", "query")
+    ingest_key = create_key(data_dir, "loader", "query,ingest")
     script = ModelScript(token_delay_s=0.08)  # 13 words, one per chunk: the answer takes about a second
     with serving(openai_app(script)) as openai_base:
         model_env = {
@@ -87,7 +91,7 @@ def chat_server(tmp_path: Path) -> Iterator[ChatServer]:
             "DOCENT_LLM_MAX_RETRIES": "0",  # a scripted 500 goes straight to the extractive fallback
         }
         with docent_server(data_dir, tmp_path / "server.log", **model_env) as base:
-            yield ChatServer(base, key, script)
+            yield ChatServer(base, key, script, ingest_key)
 
 
 def require_chromium() -> None:
@@ -219,6 +223,7 @@ def run_chat(driver: WebDriver, server: ChatServer, tmp_path: Path) -> None:
     wait_for(driver, lambda d: visible_text(d, "threads-status") == "No threads yet.", "an empty thread list")
     assert not by_testid(driver, "error-bar")[0].is_displayed()
     assert visible_text(driver, "key-status") == "Key saved in this browser"
+    assert not by_testid(driver, "ingest-panel")[0].is_displayed()  # a `query` key cannot add documents
 
     # Ask with the keyboard (Enter sends) and watch the answer grow from inside the page.
     driver.execute_script(WATCH_ANSWER)
@@ -307,3 +312,62 @@ def run_chat(driver: WebDriver, server: ChatServer, tmp_path: Path) -> None:
     assert driver.save_screenshot(str(screenshot))
     assert screenshot.read_bytes().startswith(b"\x89PNG"), "the screenshot is not a PNG"
     assert not by_testid(driver, "error-bar")[0].is_displayed(), visible_text(driver, "error-bar")
+
+    add_documents(driver, server, tmp_path)
+
+
+# Drops one file on an element, as a browser does when a file is dragged from the desktop onto it.
+DROP_FILE = """
+const [zone, name, text] = arguments;
+const transfer = new DataTransfer();
+transfer.items.add(new File([text], name, {type: "text/markdown"}));
+for (const type of ["dragenter", "dragover", "drop"]) {
+  zone.dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: transfer}));
+}
+"""
+
+
+def add_documents(driver: WebDriver, server: ChatServer, tmp_path: Path) -> None:
+    """A key with the `ingest` scope picks files, drops one, pastes a URL, and follows the job's results."""
+    save_key(driver, server.ingest_key)
+    panel = wait_for(driver, lambda d: by_testid(d, "ingest-panel")[0].is_displayed(), "the upload panel")
+    assert panel
+    notes = tmp_path / "radiators.txt"
+    notes.write_text("Bleed radiators every autumn so that trapped air does not keep them cold at the top.\n")
+    excerpt = tmp_path / "excerpt.pdf"  # two pages of the sample guide: new bytes, so a new source
+    writer = pypdf.PdfWriter()
+    for page in pypdf.PdfReader(SAMPLE_CORPUS / "compost-field-guide.pdf").pages[:2]:
+        writer.add_page(page)
+    writer.write(excerpt)
+    copy = tmp_path / "guide-copy.pdf"  # the same bytes as the ingested sample: not stored twice
+    copy.write_bytes((SAMPLE_CORPUS / "compost-field-guide.pdf").read_bytes())
+    by_testid(driver, "ingest-files")[0].send_keys("\n".join(str(p) for p in (notes, excerpt, copy)))
+    dropped = "# Heat pumps\n\nA heat pump moves heat from the outside air into the house.\n"
+    driver.execute_script(DROP_FILE, by_testid(driver, "drop-zone")[0], "heat-pumps.md", dropped)
+    names = {"radiators.txt", "excerpt.pdf", "guide-copy.pdf", "heat-pumps.md"}
+    wait_for(driver, lambda d: {e.text for e in by_testid(d, "selected-name")} == names, "the chosen files")
+    refused = "http://127.0.0.1:9/intranet-page"  # loopback: the server refuses to fetch it
+    by_testid(driver, "ingest-urls")[0].send_keys(refused)
+    by_testid(driver, "ingest-submit")[0].click()
+    job = by_testid(driver, "ingest-job")[0]
+    wait_for(driver, lambda d: job.get_attribute("data-status") == "done", "the ingest job's end")
+    assert visible_text(driver, "ingest-status") == "Done: 3 added, 1 duplicate, 1 failed."
+    assert by_testid(driver, "ingest-progress")[0].get_attribute("value") == "5"
+    results = {by_testid(item, "result-source")[0].text: item for item in by_testid(driver, "ingest-result")}
+    assert set(results) == names | {refused}
+    assert {name: item.get_attribute("data-status") for name, item in results.items()} == {
+        "radiators.txt": "added",
+        "excerpt.pdf": "added",
+        "heat-pumps.md": "added",
+        "guide-copy.pdf": "duplicate",
+        refused: "failed",
+    }
+    report = by_testid(results["excerpt.pdf"], "result-report")[0].text
+    assert report.startswith("2 pages · ") and report.endswith(" characters/page · 0 tables"), report
+    assert by_testid(results["radiators.txt"], "result-chunks")[0].text == "· 1 chunk"
+    same = by_testid(results["guide-copy.pdf"], "result-reason")[0].text
+    assert same == "same content as data/sample/compost-field-guide.pdf", same
+    assert by_testid(results[refused], "result-reason")[0].text == GENERIC_REFUSAL
+    assert not by_testid(driver, "selected-file"), "the sent files are cleared from the form"
+    assert not by_testid(driver, "error-bar")[0].is_displayed(), visible_text(driver, "error-bar")
+    driver.save_screenshot(str(tmp_path / "ingest.png"))

@@ -21,6 +21,10 @@ NOT_BENCHES = {"__init__.py"}
 NEEDS = {
     "stream.py": ("llama_cpp", "bench/stream.py serves SmolLM2 with llama-cpp-python: the `local` extra"),
 }
+# Benches that read evaluation data from ../shared (never copied into the repo): skipped without it.
+NEEDS_DATA = {
+    "extraction.py": REPO_ROOT.parent / "shared" / "eval" / "article-extraction" / "ground-truth.json",
+}
 SMOKE_TIMEOUT_S = 240
 
 
@@ -34,6 +38,7 @@ def test_bench_folder_has_the_known_benches() -> None:
     names = {path.name for path in benches()}
     assert {"embed.py", "ingest.py", "invoke.py", "retrieval_grid.py", "schemathesis_run.py"} <= names
     assert "cluster.py" in names  # server mode on a local cluster (docs/cluster.md#benchmarks)
+    assert "ocr.py" in names  # Tesseract against RapidOCR on rendered pages (docs/documents.md)
 
 
 @pytest.mark.timeout(SMOKE_TIMEOUT_S + 30)
@@ -42,6 +47,8 @@ def test_bench_smoke_mode_exits_0(bench: Path) -> None:
     if bench.name in NEEDS:
         module, reason = NEEDS[bench.name]
         pytest.importorskip(module, reason=f"{reason} is not installed")
+    if bench.name in NEEDS_DATA and not NEEDS_DATA[bench.name].exists():
+        pytest.skip(f"{NEEDS_DATA[bench.name]} is absent (../shared)")
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, str(bench.relative_to(REPO_ROOT)), "--smoke"],

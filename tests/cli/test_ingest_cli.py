@@ -163,7 +163,7 @@ def test_mixed_run_still_ingests_the_good_file_and_the_good_url(mixed: Run) -> N
         ("random-bytes.pdf", "not a PDF: no %PDF- header"),
         ("damaged.pdf", "corrupt PDF"),
         ("empty.pdf", "empty file (0 bytes)"),
-        ("scanned.pdf", "PDF has no text layer on any of its 1 page(s) (scanned?); OCR is not supported"),
+        ("scanned.pdf", "PDF has no text layer on any of its 1 page(s) (a blank page)"),
         ("locked.pdf", "encrypted PDF: it needs a password"),
         ("photo.png", "unsupported file type .png"),
         ("missing", "HTTP 404 Not Found"),

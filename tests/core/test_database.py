@@ -130,7 +130,25 @@ def test_an_unmigrated_postgresql_database_is_refused_naming_the_command(pg_url:
         engine.dispose()
 
 
-def test_an_sqlite_file_at_an_older_revision_is_refused(tmp_path: Path) -> None:
+def test_an_embedded_sqlite_file_at_an_older_revision_is_upgraded_on_open_keeping_its_rows(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    engine = make_engine(settings)
+    try:
+        upgrade(engine, "0001")
+        TurnRecords(engine).claim_thread("t-old", "k1")
+    finally:
+        engine.dispose()
+    engine = open_database(settings)
+    try:
+        assert current_revision(engine) == head_revision()
+        assert not TurnRecords(engine).claim_thread("t-old", "k2")  # still k1's
+    finally:
+        engine.dispose()
+
+
+def test_an_sqlite_file_at_an_unknown_revision_is_refused(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
     engine = make_engine(settings)
     try:

@@ -13,6 +13,7 @@ from core.retrieval.onnx_embedder import OnnxMiniLMEmbedder
 from core.services import Services
 from core.settings import Settings
 from core.storage.db import make_engine, upgrade
+from core.storage.models import keyword_chunks
 from core.storage.sources import SourceCatalog, SourceRecord, source_id
 from ingest.pipeline import Ingestor
 
@@ -210,5 +211,66 @@ def test_sqlite_vacuum_keeps_the_fts5_rows_pointing_at_their_chunks(tmp_path: Pa
         assert _ids(keywords.search("docent", "word299", 5)) == ["c299"]
         assert _ids(keywords.search("docent", "word298", 5)) == ["c298"]
         assert keywords.search("docent", "word297", 5) == []  # deleted
+    finally:
+        engine.dispose()
+
+
+def _postings_drift(engine: Engine) -> tuple[set[tuple[object, ...]], set[tuple[object, ...]]]:
+    """(postings and totals the trigger kept, those the chunks imply)."""
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        kept = {tuple(r) for r in connection.execute(text("SELECT * FROM keyword_postings"))}
+        kept |= {("stats", *r) for r in connection.execute(text("SELECT * FROM keyword_stats"))}
+        implied = {
+            tuple(r)
+            for r in connection.execute(
+                text(
+                    "SELECT k.collection, u.lexeme, k.chunk_id, cardinality(u.positions), k.doc_len"
+                    " FROM keyword_chunks k CROSS JOIN LATERAL unnest(k.tsv) AS u"
+                )
+            )
+        }
+        implied |= {
+            ("stats", *r)
+            for r in connection.execute(
+                text("SELECT collection, count(*), sum(doc_len) FROM keyword_chunks GROUP BY collection")
+            )
+        }
+    return kept, implied
+
+
+def test_postgresql_postings_follow_every_insert_replacement_and_delete(pg_url: str, tmp_path: Path) -> None:
+    engine = make_engine(Settings(data_dir=tmp_path, database_url=pg_url))
+    upgrade(engine)
+    try:
+        keywords = KeywordIndex(engine)
+        keywords.upsert("docent", list(DOCS), list(DOCS.values()), ["s"] * len(DOCS))
+        keywords.upsert("other", ["c1"], ["Neptune has supersonic winds"], ["t"])
+        keywords.upsert("docent", ["c2"], ["Saturn's moon Titan has lakes of methane"], ["s"])  # replaced
+        keywords.delete("docent", ["c3"])
+        kept, implied = _postings_drift(engine)
+        assert kept == implied and any(row[1] == "titan" for row in kept)
+        assert _ids(keywords.search("docent", "methane lakes", 3)) == ["c2"]
+        assert keywords.search("docent", "Mariana Trench", 3) == []
+    finally:
+        engine.dispose()
+
+
+def test_upgrading_a_postgresql_database_builds_the_postings_of_its_existing_chunks(
+    pg_url: str, tmp_path: Path
+) -> None:
+    engine = make_engine(Settings(data_dir=tmp_path, database_url=pg_url))
+    try:
+        upgrade(engine, "0002")
+        with engine.begin() as connection:
+            connection.execute(
+                keyword_chunks.insert(),
+                [{"collection": "docent", "chunk_id": i, "source": "s", "text": t} for i, t in DOCS.items()],
+            )
+        upgrade(engine)
+        kept, implied = _postings_drift(engine)
+        assert kept == implied and len(kept) > len(DOCS)
+        assert _ids(KeywordIndex(engine).search("docent", "How deep is the Mariana Trench?", 3)) == ["c3"]
     finally:
         engine.dispose()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core.retrieval.retriever import reciprocal_rank_fusion
 from core.services import Services
+from core.types import Passage, RetrieverMode
 from ingest.pipeline import Ingestor
 
 PLANETS = """<html><head><title>Planets</title></head><body>
@@ -42,12 +45,12 @@ def sources(services: Services, query: str, mode: str) -> list[str]:
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
 def test_every_mode_finds_the_passage_and_its_paragraph_ids(
-    services: Services, corpus: Path, mode: str
+    services: Services, corpus: Path, mode: RetrieverMode
 ) -> None:
     ingest(services, corpus)
     best = services.retriever.search("How deep is the Mariana Trench?", k=3, collection="docent", mode=mode)[
         0
-    ]  # type: ignore[arg-type]
+    ]
     assert Path(best["source"]).name == "oceans.html"
     assert best["paragraph_ids"] == ["p0"]
     assert 0.2 < best["score"] <= 1.0  # cosine similarity in every mode
@@ -96,3 +99,29 @@ def test_reciprocal_rank_fusion_rewards_agreement_and_weights() -> None:
     assert set(fused[:2]) == {"b", "c"}  # found by both beat "a", first in one list only
     assert fused[2:] == ["a", "d"]
     assert reciprocal_rank_fusion([(["a"], 1.0), (["b"], 2.0)], rrf_k=60) == ["b", "a"]
+
+
+def test_hybrid_scores_match_the_dense_ones_and_reads_chunks_again_only_for_bm25_only_hits(
+    services: Services, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest(services, corpus)
+    vectors = services.store.vectors
+    reads: list[list[str]] = []
+    real_passages = vectors.passages
+
+    def passages(name: str, ids: Sequence[str], query: np.ndarray) -> dict[str, Passage]:
+        reads.append(list(ids))
+        return real_passages(name, ids, query)
+
+    monkeypatch.setattr(vectors, "passages", passages)
+    query = "How deep is the Mariana Trench?"
+    dense = {
+        p["chunk_id"]: p["score"]
+        for p in services.retriever.search(query, k=3, collection="docent", mode="dense")
+    }
+    hybrid = services.retriever.search(query, k=3, collection="docent", mode="hybrid")
+    assert {p["chunk_id"]: p["score"] for p in hybrid} == dense  # a tiny corpus: every chunk is a dense hit
+    assert reads == []  # the dense query's own results gave their text
+    bm25 = services.retriever.search(query, k=3, collection="docent", mode="bm25")
+    assert reads == [[p["chunk_id"] for p in bm25]]  # BM25 alone reads its hits' text and vectors
+    assert all(abs(p["score"] - dense[p["chunk_id"]]) < 1e-3 for p in bm25)  # cosine, as dense gives

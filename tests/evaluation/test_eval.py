@@ -26,6 +26,7 @@ from evaluation.metrics import (
     from_documents,
     hit_rate,
     mean_reciprocal_rank,
+    on_pages,
 )
 from evaluation.runner import EvalIndex, score_retriever, temporary_index
 from tests.helpers import REPO_ROOT, SAMPLE_CORPUS, SHARED, docent_env, run_docent
@@ -83,6 +84,23 @@ def test_gold_documents_match_by_file_name_or_by_stem() -> None:
     assert from_documents(chunk, ["energy_savers.pdf"])
     assert from_documents(chunk, ["other.pdf", "energy_savers"])
     assert not from_documents(chunk, ["energy_savers.html", "savers.pdf"])
+
+
+def test_gold_pages_match_the_document_and_its_one_based_page() -> None:
+    chunk = passage("/docs/ADOBE_2022_10K.pdf")
+    chunk["page"] = 54
+    assert on_pages(chunk, [("ADOBE_2022_10K.pdf", 54)])
+    assert on_pages(chunk, [("other.pdf", 54), ("ADOBE_2022_10K", 54)])
+    assert not on_pages(chunk, [("ADOBE_2022_10K.pdf", 53), ("other.pdf", 54)])
+    chunk["page"] = None
+    assert not on_pages(chunk, [("ADOBE_2022_10K.pdf", 54)])
+
+
+def test_a_gold_pages_line_keeps_its_pages_and_a_bad_page_is_refused() -> None:
+    item = {"question": "Q?", "gold_docs": ["a.pdf"], "gold_pages": [{"doc": "a.pdf", "page": 3}]}
+    assert parse_question(item, "qa:1").gold_pages == (("a.pdf", 3),)
+    with pytest.raises(DatasetError, match="qa:2: each of `gold_pages`"):
+        parse_question({**item, "gold_pages": [{"doc": "a.pdf", "page": 0}]}, "qa:2")
 
 
 def test_first_hit_rank_is_one_based_and_none_when_no_chunk_hits() -> None:
@@ -210,7 +228,11 @@ def test_eval_command_scores_gold_docs_questions_on_a_pdf_and_html_corpus(tmp_pa
                 "question": "What temperature should a hot compost pile reach?",
                 "gold_docs": ["hot-vs-cold-composting"],
             },
-            {"question": "How much food can red wigglers process?", "gold_docs": ["compost-field-guide.pdf"]},
+            {
+                "question": "How much food can red wigglers process?",
+                "gold_docs": ["compost-field-guide.pdf"],
+                "gold_pages": [{"doc": "compost-field-guide.pdf", "page": 2}],
+            },
         ],
     )
     out = tmp_path / "figures.json"
@@ -229,13 +251,14 @@ def test_eval_command_scores_gold_docs_questions_on_a_pdf_and_html_corpus(tmp_pa
         docent_env(tmp_path / "unused-data"),
     )
     assert done.returncode == 0, done.stderr
-    assert "doc hit@5" in done.stdout and "doc MRR@10" in done.stdout
+    assert "doc hit@5" in done.stdout and "doc MRR@10" in done.stdout and "page hit@5" in done.stdout
     figures = json.loads(out.read_text(encoding="utf-8"))
     assert figures["questions"] == 2 and figures["chunks"] > 0
     assert [r["retriever"] for r in figures["retrievers"]] == ["bm25", "hybrid"]
     for result in figures["retrievers"]:
         assert result["hit_at"] is None and result["mrr_at_10"] is None
         assert set(result["doc_hit_at"]) == {"1", "3", "5", "10"}
+        assert result["page_questions"] == 1 and result["page_hit_at"]["5"] == 1.0  # page 2 holds the answer
     assert not (tmp_path / "unused-data").exists()  # the corpus went into a temporary store
 
 

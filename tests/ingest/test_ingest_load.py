@@ -8,7 +8,10 @@ from pathlib import Path
 import pypdf
 import pytest
 
-from ingest.load import LoadError, load_html, load_path, load_pdf
+from ingest.document import LoadError
+from ingest.formats.html import load_html
+from ingest.formats.pdf import load_pdf
+from ingest.load import load_path
 from tests.helpers import SAMPLE_CORPUS
 
 SAMPLE_PDF = SAMPLE_CORPUS / "compost-field-guide.pdf"
@@ -54,9 +57,9 @@ def test_truncated_pdf_is_reported_as_corrupt() -> None:
 
 
 def test_unsupported_file_type_is_rejected_with_the_supported_list(tmp_path: Path) -> None:
-    slides = tmp_path / "slides.docx"
+    slides = tmp_path / "slides.key"
     slides.write_bytes(b"PK\x03\x04")
-    with pytest.raises(LoadError, match=r"unsupported file type \.docx: expected one of \.htm \.html"):
+    with pytest.raises(LoadError, match=r"unsupported file type \.key: expected one of \.csv \.docx \.htm"):
         load_path(slides)
 
 
@@ -116,4 +119,4 @@ def test_text_file_in_windows_1252_or_with_a_bom_decodes(tmp_path: Path) -> None
     assert load_path(legacy).pages[0].text == "Außenwand dämmen: 20 € pro m²"
     bom = tmp_path / "bom.md"
     bom.write_bytes("\ufeff# Notes\n\nKeep the loft dry.".encode())
-    assert load_path(bom).pages[0].text == "# Notes\n\nKeep the loft dry."
+    assert load_path(bom).pages[0].text == "Notes\n\nKeep the loft dry."

@@ -14,7 +14,8 @@ from pypdf.generic import ArrayObject, NameObject, NumberObject
 from core.retrieval.onnx_embedder import OnnxMiniLMEmbedder
 from core.services import Services
 from core.settings import Settings
-from ingest.load import LoadError, PdfLimits, load_pdf
+from ingest.document import LoadError, PdfLimits
+from ingest.formats.pdf import load_pdf
 from ingest.pipeline import Ingestor
 from tests.fixtures_http import Reply, redirect, serving
 from tests.helpers import SAMPLE_CORPUS
@@ -91,7 +92,8 @@ def test_bad_urls_500_redirect_loop_and_image_fail_with_reasons_while_good_ones_
     assert reasons == {
         "broken": "HTTP 500 Internal Server Error",
         "loop-a": "too many redirects",
-        "photo.png": "unsupported content type 'image/png': expected HTML, plain text or PDF",
+        "photo.png": "unsupported content type 'image/png': expected HTML, PDF, plain text, Markdown, CSV, "
+        ".docx, .pptx or .xlsx",
         "long.pdf": "PDF has 4 pages, over the limit of 3; raise DOCENT_MAX_PDF_PAGES to ingest it",
     }
     assert summary.sources == 1 and summary.chunks_added == 1

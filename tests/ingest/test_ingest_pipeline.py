@@ -114,6 +114,7 @@ def test_directory_with_nothing_to_ingest_is_a_failure(ingestor: Ingestor, tmp_p
     (tmp_path / "empty" / "photo.png").write_bytes(b"\x89PNG")
     summary = ingestor.run([str(tmp_path / "empty")])
     assert [p.reason for p in summary.failures] == [
-        "no files to ingest in directory (looked for .htm .html .md .pdf .txt)"
+        "no files to ingest in directory (looked for .csv .docx .htm .html .markdown .md .pdf .pptx .tsv .txt"
+        " .xlsm .xlsx)"
     ]
     assert summary.sources == 0

@@ -159,5 +159,5 @@ def test_sources_commands_list_show_and_remove_a_source(tmp_path: Path, folder: 
     assert f"removed {lofts['uri']} ({lofts['chunks']} chunks)" in removed.stdout
     missing = run_docent(["sources", "show", lofts["id"]], env)
     assert missing.returncode == 1 and "no source" in missing.stderr
-    shown = run_docent(["sources", "show", records[1]["id"]], env)
+    shown = run_docent(["sources", "show", records[1]["id"], "--json"], env)
     assert json.loads(shown.stdout) == records[1]

@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from ingest.document import LoadError
 from ingest.fetch import GENERIC_REFUSAL, AllowRule, FetchPolicy
-from ingest.load import LoadError, fetch_url
+from ingest.load import fetch_url
 from tests.helpers import free_port
 from tests.security.fetch_servers import (
     SECRET,
