@@ -18,7 +18,7 @@ import numpy as np
 
 from core.retrieval.chunk_store import ChunkStore, NewChunks, SourceVersion
 from core.retrieval.embedders import Embedder
-from core.retrieval.vector_store import validate_collection_name
+from core.retrieval.vector_store import indexed_text, validate_collection_name
 from core.settings import Settings
 from core.storage.sources import SourceRecord, content_hash, source_id, utc_now
 from ingest.crawl import CrawledPage, Crawler, CrawlOptions
@@ -40,7 +40,7 @@ from ingest.load import (
     read_path,
 )
 from ingest.report import ExtractionReport, extraction_report
-from ingest.split import Chunk, make_splitter, split_document
+from ingest.split import CHUNKING_VERSION, Chunk, make_splitter, split_document
 from ingest.urls import canonical_url
 
 if TYPE_CHECKING:  # httpx and the splitter are imported only by runs that fetch URLs or split sources
@@ -303,7 +303,7 @@ class Ingestor:
         self._store = store
         self._splitter_lock = threading.Lock()
         self._made_splitter: RecursiveCharacterTextSplitter | None = None
-        self._chunking = f"{settings.chunk_size}/{settings.chunk_overlap}"
+        self._chunking = f"{settings.chunk_size}/{settings.chunk_overlap}/{CHUNKING_VERSION}"
         self._options = parse_options(settings)
 
     @property
@@ -527,7 +527,7 @@ class Ingestor:
         if prepared:  # a batch of unchanged and failed sources needs no model (nor Chroma)
             started = time.perf_counter()
             vectors = (
-                self._embedder.embed([c.text for c in missing])
+                self._embedder.embed([indexed_text(c.text, c.metadata) for c in missing])
                 if missing
                 else np.zeros((0, self._embedder.dimension), dtype=np.float32)
             )
@@ -542,7 +542,7 @@ class Ingestor:
             SourceVersion(
                 record=self._record(collection, p),
                 ids=[c.id for c in p.chunks],
-                texts=[c.text for c in p.chunks],
+                texts=[indexed_text(c.text, c.metadata) for c in p.chunks],  # BM25 reads the name too
                 stale=p.stale,
             )
             for p in prepared

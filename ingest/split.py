@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
-from core.retrieval.vector_store import Metadata
+from core.retrieval.vector_store import CONTEXT_KEY, Metadata
 from ingest.document import LoadedDocument
 
 if TYPE_CHECKING:  # langchain_text_splitters pulls in langchain_core: imported when a splitter is made
@@ -36,9 +39,28 @@ def make_splitter(chunk_size: int, chunk_overlap: int) -> RecursiveCharacterText
     )
 
 
-def chunk_id(source: str, page: int | None, occurrence: int, text: str) -> str:
-    """Same source and same text give the same id, so re-ingesting adds nothing."""
-    key = f"{source}\x1f{page or 0}\x1f{occurrence}\x1f{text}"
+CHUNKING_VERSION = "c1"
+"""Part of a source record's chunking: bumped when what is embedded changes, so that a re-ingest re-embeds
+(c1: each chunk is embedded and indexed with its document's name, `document_name`)."""
+_GENERIC_NAMES = frozenset({"", "index", "default", "home", "main", "page"})
+_SEPARATORS = re.compile(r"[_\-\s]+")
+
+
+def document_name(source: str, title: str) -> str:
+    """A document's name as a question would say it: a file's name without its suffix, underscores and
+    hyphens as spaces ("ADOBE_2022_10K.pdf" -> "ADOBE 2022 10K"; a PDF's own title is often a filing number);
+    a web page's title, else its URL path's last name. A name that says nothing ("index") gives the title."""
+    remote = "://" in source
+    path = urlsplit(source).path if remote else source.replace("\\", "/")
+    name = _SEPARATORS.sub(" ", PurePosixPath(path).stem).strip()
+    if (remote and title.strip()) or name.lower() in _GENERIC_NAMES:
+        return title.strip()
+    return name
+
+
+def chunk_id(source: str, page: int | None, occurrence: int, text: str, context: str = "") -> str:
+    """Same source, text and context give the same id, so re-ingesting adds nothing."""
+    key = f"{source}\x1f{page or 0}\x1f{occurrence}\x1f{text}\x1f{context}"
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
 
 
@@ -46,6 +68,7 @@ def split_document(document: LoadedDocument, splitter: RecursiveCharacterTextSpl
     """Split each page on its own, so a chunk never straddles two pages."""
     chunks: list[Chunk] = []
     seen: Counter[tuple[int | None, str]] = Counter()
+    context = document_name(document.source, document.title)
     for page in document.pages:
         for piece in splitter.create_documents([page.text]):
             text = piece.page_content.strip()
@@ -72,7 +95,13 @@ def split_document(document: LoadedDocument, splitter: RecursiveCharacterTextSpl
                 metadata["section"] = page.section
             if page.ocr:
                 metadata["ocr"] = True
+            if context:
+                metadata[CONTEXT_KEY] = context
             chunks.append(
-                Chunk(id=chunk_id(document.source, page.page, occurrence, text), text=text, metadata=metadata)
+                Chunk(
+                    id=chunk_id(document.source, page.page, occurrence, text, context),
+                    text=text,
+                    metadata=metadata,
+                )
             )
     return chunks

@@ -41,6 +41,17 @@ CHROMA_TIMEOUT_S = 20.0
 MetadataValue = str | int | float | bool
 Metadata = Mapping[str, MetadataValue]
 
+CONTEXT_KEY = "context"
+"""Chunk metadata: the name of the document a chunk comes from, embedded and indexed with its text."""
+
+
+def indexed_text(text: str, metadata: Mapping[str, object]) -> str:
+    """What is embedded and keyword-indexed for a chunk: its document's name, then its text. A passage's shown
+    text stays the chunk's own; the name lets a question that names the document (a company, an article)
+    find that document's chunks among many that read alike (tables of every filing)."""
+    context = metadata.get(CONTEXT_KEY)
+    return f"{context}: {text}" if context else text
+
 
 class CollectionError(RuntimeError):
     """A collection this process cannot use: a bad name, or another embedding model's vectors."""
@@ -439,11 +450,12 @@ class VectorStore:
                     documents = page["documents"] or []
                     metadatas = page["metadatas"] or []
                     texts = [documents[i] for i in todo]
+                    kept = [dict(metadatas[i] or {}) for i in todo]
                     staging.upsert(
                         ids=[page["ids"][i] for i in todo],
                         documents=texts,
-                        metadatas=[dict(metadatas[i] or {}) for i in todo],
-                        embeddings=embed(texts),
+                        metadatas=kept,  # type: ignore[arg-type]
+                        embeddings=embed([indexed_text(t, m) for t, m in zip(texts, kept, strict=True)]),
                     )
                 if on_progress is not None:
                     on_progress(min(offset + page_size, total), total)

@@ -85,9 +85,12 @@ def test_reindex_reembeds_every_chunk_from_stored_text_with_the_configured_model
     result = reindex(store, reversed_embedder, "docent")
     assert (result.previous_model, result.model) == (OnnxMiniLMEmbedder.model_id, ReversedMiniLM.model_id)
     assert result.chunks == len(before["ids"]) and not result.skipped
-    after = store.vectors.collection("docent").get(include=["documents", "embeddings"])
+    after = store.vectors.collection("docent").get(include=["documents", "metadatas", "embeddings"])
     assert sorted(after["ids"]) == sorted(before["ids"])
-    expected = reversed_embedder.embed(list(after["documents"] or []))
+    metadatas = [dict(m or {}) for m in after["metadatas"] or []]
+    assert all(m["context"] == "heat pumps" for m in metadatas)  # the document's name, embedded with the text
+    texts = [f"heat pumps: {t}" for t in after["documents"] or []]
+    expected = reversed_embedder.embed(texts)
     assert np.allclose(np.asarray(after["embeddings"]), expected, atol=1e-5)
     assert {r.embedding_model for r in store.sources.list("docent")} == {ReversedMiniLM.model_id}
     found = Retriever(reversed_embedder, store, filled).search(
