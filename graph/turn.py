@@ -38,16 +38,27 @@ class _Turn:
     """The graph ran to its end: the turn is recorded and checkpointed."""
 
 
+TURN_RUN_KEY = "docent_run_id"
+"""Checkpoint metadata: the run id of the turn that wrote the checkpoint."""
+
+
 @asynccontextmanager
-async def _atomic_turn(graph: DocentGraph, thread_id: str, gate: TurnGate | None) -> AsyncIterator[_Turn]:
+async def _atomic_turn(
+    graph: DocentGraph, thread_id: str, gate: TurnGate | None, run_id: str | None = None
+) -> AsyncIterator[_Turn]:
     """Run the block as the thread's only turn; if it fails or is cancelled before the graph finished, put the
     thread's checkpoint back to where it was, so a turn that was not answered leaves nothing behind (not even
-    its question)."""
+    its question).
+
+    A turn left part-way by a dead process is undone first. One left at `persist` (answered, its record
+    perhaps written) is kept, unless this run is that same run again (`run_id`: an idempotent retry, which
+    runs only when the first run's record was not found), so its question is not asked twice."""
     async with gate.turn(thread_id) if gate is not None else nullcontext():
         config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
         before = await graph.aget_state(config)
-        if before.next and tuple(before.next) != ANSWERED:
-            before = await _undo_dead_turn(graph, thread_id, config)
+        redo = run_id is not None and (before.metadata or {}).get(TURN_RUN_KEY) == run_id
+        if before.next and (tuple(before.next) != ANSWERED or redo):
+            before = await _undo_dead_turn(graph, thread_id, config, run_id if redo else None)
         turn = _Turn()
         try:
             yield turn
@@ -71,10 +82,15 @@ ANSWERED = ("persist",)
 """What is left of a turn whose answer is in the checkpoint: only its record (which may have been written)."""
 
 
-async def _undo_dead_turn(graph: DocentGraph, thread_id: str, config: RunnableConfig) -> StateSnapshot:
+async def _undo_dead_turn(
+    graph: DocentGraph, thread_id: str, config: RunnableConfig, redone: str | None = None
+) -> StateSnapshot:
     """The thread's last turn stopped part-way and nobody runs it (this turn holds the thread): its process
-    died. Put the checkpoint back to the last answered turn, so that its question is not asked twice."""
+    died. Put the checkpoint back to the last answered turn, so that its question is not asked twice.
+    `redone`: a run id whose checkpoints are passed over (that run is being run again)."""
     async for snapshot in graph.aget_state_history(config):
+        if redone is not None and (snapshot.metadata or {}).get(TURN_RUN_KEY) == redone:
+            continue
         if not snapshot.next or tuple(snapshot.next) == ANSWERED:
             log.warning("thread %s: undoing a turn its process left unfinished", thread_id)
             await _roll_back(graph, thread_id, snapshot.config)
@@ -112,9 +128,13 @@ async def run_turn(
     """
     thread = thread_id or new_thread_id()
     run = uuid.UUID(run_id) if run_id else uuid.uuid4()
-    config: RunnableConfig = {"configurable": {"thread_id": thread}, "run_id": run}
+    config: RunnableConfig = {
+        "configurable": {"thread_id": thread},
+        "run_id": run,
+        "metadata": {TURN_RUN_KEY: str(run)},  # kept in each checkpoint's metadata
+    }
     result: dict[str, Any] = {}
-    async with _atomic_turn(graph, thread, gate) as turn:
+    async with _atomic_turn(graph, thread, gate, str(run)) as turn:
         parts = _graph_parts(
             graph, _input(message, history), config, context or DocentContext(), turn, modes=("values",)
         )

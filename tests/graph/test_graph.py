@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,7 +16,7 @@ from core.storage.checkpoints import open_checkpointer
 from core.types import DocentContext
 from graph.build import DocentGraph, build_graph
 from graph.state import InputState
-from graph.turn import run_turn
+from graph.turn import TURN_RUN_KEY, run_turn
 from nodes.retrieve import build_search_query, is_follow_up
 
 
@@ -118,4 +119,49 @@ async def test_a_turn_whose_process_died_mid_way_is_undone_by_the_next_turn(grap
     assert [m.content for m in state.values["messages"] if isinstance(m, HumanMessage)] == [
         "What temperature should a hot compost pile reach?",
         "How often should it be turned?",
+    ]
+
+
+async def _die_before_persist(graph: DocentGraph, thread: str, question: str, run_id: str) -> None:
+    """A turn as a process that died once its answer was checkpointed, before `persist` ran."""
+    config: RunnableConfig = {
+        "configurable": {"thread_id": thread},
+        "run_id": uuid.UUID(run_id),
+        "metadata": {TURN_RUN_KEY: run_id},
+    }
+    async for _ in graph.astream(InputState(message=question), config, interrupt_before=["persist"]):
+        pass
+    assert (await graph.aget_state(config)).next == ("persist",)
+
+
+def _asked(values: dict[str, object]) -> list[str]:
+    messages = values.get("messages", [])
+    assert isinstance(messages, list)
+    return [str(m.content) for m in messages if isinstance(m, HumanMessage)]
+
+
+async def test_a_retry_of_a_run_that_died_at_persist_replaces_it_instead_of_asking_twice(
+    graph: DocentGraph,
+) -> None:
+    first, dead = str(uuid.uuid4()), str(uuid.uuid4())
+    await run_turn(graph, "What temperature should a hot compost pile reach?", thread_id="t", run_id=first)
+    await _die_before_persist(graph, "t", "How much do red wigglers eat per day?", dead)
+    # The same run again (an idempotent retry whose record was not found): the dead attempt is undone.
+    await run_turn(graph, "How much do red wigglers eat per day?", thread_id="t", run_id=dead)
+    state = await graph.aget_state({"configurable": {"thread_id": "t"}})
+    assert _asked(state.values) == [
+        "What temperature should a hot compost pile reach?",
+        "How much do red wigglers eat per day?",
+    ]
+
+
+async def test_another_turn_after_a_run_that_died_at_persist_keeps_that_answered_turn(
+    graph: DocentGraph,
+) -> None:
+    await _die_before_persist(graph, "u", "How much do red wigglers eat per day?", str(uuid.uuid4()))
+    await run_turn(graph, "What temperature should a hot compost pile reach?", thread_id="u")
+    state = await graph.aget_state({"configurable": {"thread_id": "u"}})
+    assert _asked(state.values) == [
+        "How much do red wigglers eat per day?",  # answered (its record may have been written): kept
+        "What temperature should a hot compost pile reach?",
     ]
