@@ -70,18 +70,6 @@ class ChunkStore:
         """Chunk ids stored in both indexes."""
         return self.vectors.existing_ids(collection, ids) & self.keywords.existing_ids(collection, ids)
 
-    def add(
-        self,
-        collection: str,
-        ids: Sequence[str],
-        texts: Sequence[str],
-        metadatas: Sequence[Metadata],
-        embeddings: np.ndarray,
-    ) -> None:
-        """Store chunks (replacing any with the same ids)."""
-        self.vectors.add(collection, ids, texts, metadatas, embeddings)
-        self.keywords.upsert(collection, ids, texts, [str(m["source"]) for m in metadatas])
-
     def commit(self, collection: str, new: NewChunks, versions: Sequence[SourceVersion]) -> None:
         """Store new source versions: vectors first, then keyword rows, stale removals and records at once."""
         self.vectors.add(collection, new.ids, new.texts, new.metadatas, new.embeddings)
