@@ -87,6 +87,8 @@ allow-extra-parameters = false
 #   an array" has no keyword).
 # - POST /invoke, POST /stream: 400 for a `model` this server does not run (GET /health lists them; the
 #   schema cannot, it is written before the models are opened).
+# - POST /invoke, POST /stream, POST /v1/chat/completions: 400 for a `filter` whose page range runs
+#   backwards, whose times are not ISO 8601 or not in order, or with a NUL in a value.
 # - POST /batch: 422 when `config` is a list whose length differs from `inputs`.
 # - POST /ingest: the schema's top-level anyOf (at least one of `urls` or `files`) is stated, but
 #   schemathesis 4 builds "valid" bodies from one anyOf branch without its sibling `properties`

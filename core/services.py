@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from core.answering.providers import AnswererRegistry
     from core.retrieval.chunk_store import ChunkStore
     from core.retrieval.keyword_index import KeywordIndex
+    from core.retrieval.rerank import Reranker
     from core.retrieval.retriever import Retriever
     from core.retrieval.vector_store import VectorStore
     from core.storage.records import TurnRecords
@@ -118,14 +119,27 @@ class Services:
         """Dense, BM25 or hybrid search over the chunk store."""
         from core.retrieval.retriever import Retriever
 
-        return self._once("retriever", lambda: Retriever(self.embedder, self.store, self.settings))
+        return self._once(
+            "retriever", lambda: Retriever(self.embedder, self.store, self.settings, self.reranker)
+        )
+
+    @property
+    def reranker(self) -> Reranker | None:
+        """The second-stage reranker (`DOCENT_RERANKER`), None by default."""
+        from core.answering.providers import make_reranker
+
+        if self.settings.reranker == "none":
+            return None
+        return self._once("reranker", lambda: make_reranker(self.settings))
 
     @property
     def answerers(self) -> AnswererRegistry:
-        """The answering models this deployment offers, by name."""
+        """The answering models this deployment offers, by name; the extractive answerer and the citation
+        checks use the process's embedder."""
         from core.answering.providers import make_answerers
 
-        return self._once("answerers", lambda: make_answerers(self.settings))
+        embedder = self.embedder
+        return self._once("answerers", lambda: make_answerers(self.settings, embedder=embedder))
 
     @property
     def records(self) -> TurnRecords:

@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     crawl_max_seconds: float = Field(1800.0, gt=0, description="Wall-clock limit for one crawl.")
 
     # Retrieval and answering
-    k: int = Field(4, ge=1, le=50, description="Passages retrieved per question.")
+    k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
     min_score: float = Field(0.2, description="Cosine similarity below which a passage counts as irrelevant.")
     retriever: Literal["dense", "bm25", "hybrid"] = Field(
         "hybrid", description="Dense (embeddings), BM25 (keywords), or both fused by reciprocal rank fusion."
@@ -116,7 +116,21 @@ class Settings(BaseSettings):
     retrieval_depth: int = Field(20, ge=1, le=200, description="Candidates each retriever offers to fusion.")
     rrf_k: int = Field(10, ge=1, description="Reciprocal rank fusion constant (higher: flatter; measured).")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
-    bm25_weight: float = Field(2.0, ge=0, description="Weight of the BM25 ranking in fusion (measured).")
+    bm25_weight: float = Field(
+        2.0, ge=0, description="Weight of a BM25 ranking that peaks (its best hit stands out) in fusion."
+    )
+    bm25_flat_weight: float = Field(
+        0.5, ge=0, description="Weight of a flat BM25 ranking (every hit scores alike) in fusion."
+    )
+    bm25_peak_ratio: float = Field(
+        1.3, ge=1, description="BM25 best score over its fifth best at which its ranking counts as peaking."
+    )
+    reranker: Literal["none", "llm"] = Field(
+        "none", description="Second-stage reranking of the fused candidates: `llm` asks the answering model."
+    )
+    rerank_candidates: int = Field(
+        20, ge=1, le=100, description="Fused candidates the reranker orders before the best k are kept."
+    )
     history_turns: int = Field(
         2, ge=0, description="Earlier user turns folded into a follow-up's search query."
     )

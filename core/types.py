@@ -11,6 +11,8 @@ from typing import Any, Literal, NotRequired, cast
 from pydantic import ConfigDict, with_config
 from typing_extensions import TypedDict
 
+from core.retrieval.filters import SearchFilter
+
 # Attribute docstrings become field descriptions wherever pydantic builds a schema (the OpenAPI document).
 # Nullable fields of replies are NotRequired only in the schema's sense: Docent always sends them (null when
 # empty), but FastAPI drops nulls from the document's examples, which must still fit the schema.
@@ -49,13 +51,21 @@ class Citation(TypedDict):
     """The quoted text."""
     chunk_id: str
     """The stored chunk the citation points at."""
+    cited: bool
+    """The answer's text refers to this passage as `[n]`; false for a relevant passage it does not use."""
+    supported: NotRequired[bool | None]
+    """A sentence citing this passage was checked against it and found supported (true) or not (false);
+    null when nothing was checked (the passage is not cited). Extractive quotes are true by construction."""
 
 
 SNIPPET_CHARS = 300
 
 
-def citation_of(n: int, passage: Passage, quote: str | None = None) -> Citation:
-    """Passage `passage` cited as `[n]`; the snippet is `quote` (default: the passage's opening text)."""
+def citation_of(
+    n: int, passage: Passage, quote: str | None = None, *, cited: bool = False, supported: bool | None = None
+) -> Citation:
+    """Passage `passage` listed as `[n]`; the snippet is `quote` (default: the passage's opening text);
+    `cited`: the answer's text refers to it."""
     return Citation(
         n=n,
         source=passage["source"],
@@ -63,6 +73,8 @@ def citation_of(n: int, passage: Passage, quote: str | None = None) -> Citation:
         page=passage["page"],
         snippet=(passage["text"] if quote is None else quote)[:SNIPPET_CHARS],
         chunk_id=passage["chunk_id"],
+        cited=cited,
+        supported=supported,
     )
 
 
@@ -95,7 +107,8 @@ class AnswerFields(TypedDict):
     answer: str
     """The answer; `[n]` markers refer to `citations`."""
     citations: list[Citation]
-    """The numbered sources the answer cites."""
+    """Every passage the answerer was given that cleared the relevance floor (or that the answer cites), in
+    retrieval order, numbered as the answer cites them; `cited` marks those its text refers to."""
     model: str
     """What produced the answer; `extractive` when no LLM is configured."""
     usage: NotRequired[Usage | None]
@@ -106,6 +119,9 @@ class AnswerFields(TypedDict):
     """The chosen model failed and a fallback answered."""
     degraded_reason: NotRequired[str | None]
     """What failed, when `degraded`."""
+    unsupported_sentences: NotRequired[int | None]
+    """Sentences of the answer that carry a citation none of their cited passages supports; 0 for an
+    extractive answer; null when the answer was not checked."""
 
 
 ANSWER_FIELDS: tuple[str, ...] = tuple(AnswerFields.__annotations__)
@@ -130,6 +146,8 @@ class Answer:
     """When (`time.perf_counter()`, this process) the model request was issued; None without a model."""
     first_chunk_at: float | None = None
     """When the model's first content chunk arrived (its own time to first token, as seen in-process)."""
+    unsupported_sentences: int | None = None
+    """Cited sentences no cited passage supports; None when the answer was not checked."""
 
     def fields(self) -> AnswerFields:
         """The fields every output carries."""
@@ -141,6 +159,7 @@ class Answer:
             cost=self.cost,
             degraded=self.degraded,
             degraded_reason=self.degraded_reason,
+            unsupported_sentences=self.unsupported_sentences,
         )
 
 
@@ -192,3 +211,7 @@ class DocentContext:
 
     model: str | None = None
     """Answering model, by name (see GET /health for those available)."""
+
+    filter: SearchFilter | None = None
+    """Search only the chunks that match: source, kind, title, section, page range, time of ingest
+    (docs/retrieval.md, "Filters")."""

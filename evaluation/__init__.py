@@ -1,1 +1,1 @@
-"""Retrieval evaluation: gold question sets, metrics, scoring runs and the `docent eval` command."""
+"""Evaluation: gold question sets, retrieval and answer metrics, scoring runs over one or several corpora."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 
+from core.retrieval.filters import SearchFilter
 from core.types import Passage, RetrieverMode
 from evaluation.dataset import FollowUpPair, GoldQuestion
 from evaluation.runner import DEFAULT_KS, EvalIndex, RetrieverScore, Searcher, score_retriever
@@ -49,18 +50,29 @@ class NodeSearcher:
         self._queries = {p.follow_up: search_queries(conversation(p), history_turns) for p in pairs}
 
     def search(
-        self, query: str, *, k: int, collection: str, mode: RetrieverMode | None = None
+        self,
+        query: str,
+        *,
+        k: int,
+        collection: str,
+        mode: RetrieverMode | None = None,
+        where: SearchFilter | None = None,
     ) -> list[Passage]:
         """Search the conversation whose follow-up is `query`."""
-        return self._searcher.search_all(self._queries[query], k=k, collection=collection, mode=mode)
+        return self.search_all([query], k=k, collection=collection, mode=mode, where=where)
 
     def search_all(
-        self, queries: Sequence[str], *, k: int, collection: str, mode: RetrieverMode | None = None
+        self,
+        queries: Sequence[str],
+        *,
+        k: int,
+        collection: str,
+        mode: RetrieverMode | None = None,
+        where: SearchFilter | None = None,
     ) -> list[Passage]:
         """Search several follow-ups' conversations, fused."""
-        return self._searcher.search_all(
-            [q for query in queries for q in self._queries[query]], k=k, collection=collection, mode=mode
-        )
+        built = [q for query in queries for q in self._queries[query]]
+        return self._searcher.search_all(built, k=k, collection=collection, mode=mode, where=where)
 
 
 def score_followups(
@@ -70,6 +82,7 @@ def score_followups(
     mode: RetrieverMode,
     history_turns: int,
     ks: Sequence[int] = DEFAULT_KS,
+    where: SearchFilter | None = None,
 ) -> FollowUpScore:
     """Score the bare follow-ups and the built queries against the follow-ups' gold paragraphs."""
 
@@ -77,7 +90,9 @@ def score_followups(
         return GoldQuestion(query, gold_docs=(pair.doc_id,), para_id=pair.para_id)
 
     def score(questions: list[GoldQuestion], searcher: Searcher = index.searcher) -> RetrieverScore:
-        return score_retriever(searcher, questions, mode=mode, collection=index.collection, ks=ks)
+        return score_retriever(
+            searcher, questions, mode=mode, collection=index.collection, ks=ks, where=where
+        )
 
     return FollowUpScore(
         retriever=mode,

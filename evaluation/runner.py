@@ -15,8 +15,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+from core.retrieval.filters import SearchFilter
 from core.retrieval.vector_store import CollectionError, open_chroma
-from core.services import open_services
+from core.services import Services, open_services
 from core.settings import Settings
 from core.types import Passage, RetrieverMode
 from evaluation.dataset import GoldQuestion
@@ -43,11 +44,23 @@ class Searcher(Protocol):
     """What scoring needs from a retriever (core.retrieval.retriever.Retriever is one)."""
 
     def search(
-        self, query: str, *, k: int, collection: str, mode: RetrieverMode | None = None
+        self,
+        query: str,
+        *,
+        k: int,
+        collection: str,
+        mode: RetrieverMode | None = None,
+        where: SearchFilter | None = None,
     ) -> list[Passage]: ...
 
     def search_all(
-        self, queries: Sequence[str], *, k: int, collection: str, mode: RetrieverMode | None = None
+        self,
+        queries: Sequence[str],
+        *,
+        k: int,
+        collection: str,
+        mode: RetrieverMode | None = None,
+        where: SearchFilter | None = None,
     ) -> list[Passage]: ...
 
 
@@ -64,6 +77,7 @@ class RetrieverScore:
     doc_mrr_at_10: float
     page_questions: int
     page_hit_at: dict[int, float] | None
+    page_mrr_at_10: float | None
     latency_p50_ms: float
     latency_p95_ms: float
 
@@ -74,12 +88,14 @@ class RetrieverScore:
 
 @dataclass
 class EvalIndex:
-    """A searchable collection; `ingest` says how it was filled when the evaluation built it."""
+    """A searchable collection; `ingest` says how it was filled when the evaluation built it, `services` what
+    it was opened with (the graph needs them to answer: `--answers`)."""
 
     searcher: Searcher
     collection: str
     settings: Settings
     ingest: IngestSummary | None = None
+    services: Services | None = None
 
     @property
     def chunks(self) -> int | None:
@@ -94,18 +110,21 @@ def score_retriever(
     mode: RetrieverMode,
     collection: str,
     ks: Sequence[int] = DEFAULT_KS,
+    where: SearchFilter | None = None,
 ) -> RetrieverScore:
-    """Search every question once (after one untimed warm-up search) and rank its gold paragraph and docs."""
+    """Search every question once (after one untimed warm-up search) and rank its gold paragraph, docs and
+    pages. `where`: search only the chunks that match it."""
     depth = max(*ks, MRR_CUTOFF)
+    search = partial(searcher.search, k=depth, collection=collection, mode=mode, where=where)
     if questions:
-        searcher.search(questions[0].question, k=depth, collection=collection, mode=mode)
+        search(questions[0].question)
     paragraph_ranks: list[Rank] = []
     doc_ranks: list[Rank] = []
     page_ranks: list[Rank] = []
     latency_ms: list[float] = []
     for item in questions:
         started = time.perf_counter()
-        ranking = searcher.search(item.question, k=depth, collection=collection, mode=mode)
+        ranking = search(item.question)
         latency_ms.append((time.perf_counter() - started) * 1000)
         doc_ranks.append(first_hit_rank(ranking, partial(from_documents, gold_docs=item.gold_docs)))
         if item.para_id is not None:
@@ -124,6 +143,7 @@ def score_retriever(
         page_hit_at={k: round(hit_rate(page_ranks, k), 4) for k in sorted({*ks, DOC_K})}
         if page_ranks
         else None,
+        page_mrr_at_10=round(mean_reciprocal_rank(page_ranks, MRR_CUTOFF), 4) if page_ranks else None,
         latency_p50_ms=round(percentile(latency_ms, 50), 2),
         latency_p95_ms=round(percentile(latency_ms, 95), 2),
     )
@@ -134,10 +154,12 @@ def score_retrievers(
     questions: Sequence[GoldQuestion],
     modes: Sequence[RetrieverMode] = RETRIEVERS,
     ks: Sequence[int] = DEFAULT_KS,
+    where: SearchFilter | None = None,
 ) -> list[RetrieverScore]:
     """One score per retriever mode, on the same questions and collection."""
     return [
-        score_retriever(index.searcher, questions, mode=m, collection=index.collection, ks=ks) for m in modes
+        score_retriever(index.searcher, questions, mode=m, collection=index.collection, ks=ks, where=where)
+        for m in modes
     ]
 
 
@@ -171,7 +193,7 @@ def temporary_index(corpus: Sequence[str | Path], base: Settings, **overrides: A
             summary = Ingestor(settings, services.embedder, services.store).run(
                 [str(item) for item in corpus], collection=settings.collection
             )
-            yield EvalIndex(services.retriever, settings.collection, settings, summary)
+            yield EvalIndex(services.retriever, settings.collection, settings, summary, services)
         finally:
             services.close()
 
@@ -185,6 +207,6 @@ def existing_index(settings: Settings, collection: str) -> Iterator[EvalIndex]:
     try:
         if not services.store.vectors.count(collection):
             raise CollectionError(f"collection {collection!r} is empty; ingest into it first")
-        yield EvalIndex(services.retriever, collection, settings)
+        yield EvalIndex(services.retriever, collection, settings, services=services)
     finally:
         services.close()

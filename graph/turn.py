@@ -144,7 +144,8 @@ async def run_turn(
 
 
 def numbered_sources(passages: Sequence[Passage]) -> list[Citation]:
-    """The retrieved passages as the numbered sources the answer may cite as [n]."""
+    """The retrieved passages as the numbered sources the answer may cite as [n] (`cited` false: which of
+    them the answer cites is known at `end`)."""
     return [citation_of(n, p) for n, p in enumerate(passages, start=1)]
 
 

@@ -544,6 +544,7 @@ class Ingestor:
                 ids=[c.id for c in p.chunks],
                 texts=[indexed_text(c.text, c.metadata) for c in p.chunks],  # BM25 reads the name too
                 stale=p.stale,
+                metadatas=[c.metadata for c in p.chunks],
             )
             for p in prepared
         ]

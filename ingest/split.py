@@ -39,9 +39,11 @@ def make_splitter(chunk_size: int, chunk_overlap: int) -> RecursiveCharacterText
     )
 
 
-CHUNKING_VERSION = "c1"
+CHUNKING_VERSION = "c2"
 """Part of a source record's chunking: bumped when what is embedded changes, so that a re-ingest re-embeds
-(c1: each chunk is embedded and indexed with its document's name, `document_name`)."""
+(c1: each chunk is embedded and indexed with its document's name, `document_name`), or when what chunks carry
+changes, so that a re-ingest rewrites it (c2: the metadata filters read; the ids stay, nothing is
+re-embedded)."""
 _GENERIC_NAMES = frozenset({"", "index", "default", "home", "main", "page"})
 _SEPARATORS = re.compile(r"[_\-\s]+")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from typing import Any
 
 from langchain_core.messages import AnyMessage, HumanMessage
@@ -12,6 +13,7 @@ from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
 from core.metrics import RETRIEVAL_LATENCY
+from core.retrieval.filters import SearchFilter, filter_from_mapping
 from core.retrieval.retriever import Retriever
 from core.settings import Settings
 from core.text import terms
@@ -56,6 +58,21 @@ def search_queries(messages: Sequence[AnyMessage], history_turns: int) -> list[s
     return [built] if built == latest else [built, latest]
 
 
+def search_filter(given: object) -> SearchFilter | None:
+    """The run's filter. The context is a DocentContext, but one built from JSON (Studio's form, whose schema
+    is the dataclass's) keeps the nested filter as a mapping: its fields (`sources`, …) or the API's JSON
+    form (`source`, …) are read here."""
+    if given is None or isinstance(given, SearchFilter):
+        return given
+    if not isinstance(given, Mapping):
+        raise TypeError(
+            f"the context's filter must be a SearchFilter or a mapping, got {type(given).__name__}"
+        )
+    if given.keys() <= {f.name for f in fields(SearchFilter)}:
+        return SearchFilter(**given)
+    return filter_from_mapping(given)
+
+
 async def retrieve(
     state: RetrieveInput, runtime: Runtime[DocentContext], *, retriever: Retriever, settings: Settings
 ) -> dict[str, Any]:
@@ -65,8 +82,9 @@ async def retrieve(
     k = knobs.k or settings.k
     collection = knobs.collection or settings.collection
     mode = knobs.retriever or settings.retriever
+    where = search_filter(knobs.filter)
     with RETRIEVAL_LATENCY.labels(retriever=mode).time():
         contexts = await asyncio.to_thread(
-            retriever.search_all, queries, k=k, collection=collection, mode=mode
+            retriever.search_all, queries, k=k, collection=collection, mode=mode, where=where
         )
     return {"search_query": queries[0], "contexts": contexts}

@@ -54,6 +54,7 @@ class ModelBackedDocent:
         for script in (self.openai, self.ollama):
             script.faults.clear()
             script.token_delay_s = 0.0
+            script.reply = None
             script.chat_requests.clear()
             script.request_times.clear()
             script.finished_streams = script.cancelled_streams = 0

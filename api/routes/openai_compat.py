@@ -18,7 +18,7 @@ from api.openai_errors import openai_error_body
 from api.routes import docent_router
 from api.routes.invoke import stored_turn
 from api.routes.stream import STREAM_HEADERS
-from api.schemas import Configurable
+from api.schemas import Configurable, search_filter
 from api.schemas.openai import (
     DEFAULT_MODEL,
     OPENAI_ERRORS,
@@ -66,7 +66,13 @@ CHUNKS_EXAMPLE = (
                 "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
                 "thread_id": "0d7bd59d38914dec8f92b3633fa64c19",
                 "citations": [],
-                "docent": {"run_id": "3a30", "model": "extractive", "cost": 0.0, "degraded": False},
+                "docent": {
+                    "run_id": "3a30",
+                    "model": "extractive",
+                    "cost": 0.0,
+                    "degraded": False,
+                    "unsupported_sentences": 0,
+                },
             },
         )
     )
@@ -75,11 +81,13 @@ CHUNKS_EXAMPLE = (
 
 
 def sources_text(citations: Sequence[Citation]) -> str:
-    """The citations as a `Sources:` block appended to the answer's text (empty when there are none)."""
-    if not citations:
+    """The cited citations as a `Sources:` block appended to the answer's text (empty when it cites none;
+    the `citations` field still lists every relevant passage)."""
+    cited = [c for c in citations if c["cited"]]
+    if not cited:
         return ""
     lines = []
-    for c in citations:
+    for c in cited:
         page = f", page {c['page']}" if c["page"] is not None else ""
         lines.append(f"[{c['n']}] {c['title']} — {c['source']}{page}")
     return "\n\nSources:\n" + "\n".join(lines)
@@ -117,6 +125,7 @@ def _extras(output: TurnOutput, run_id: str) -> DocentExtras:
         degraded=output["degraded"],
         degraded_reason=output["degraded_reason"],
         usage_estimated=bool(usage and usage["estimated"]),
+        unsupported_sentences=output["unsupported_sentences"],
     )
 
 
@@ -253,9 +262,12 @@ async def _complete(
     services = docent.services
     model = _model(body, services)
     check_question(request, question, Configurable(k=body.k))
+    where = search_filter(body.filter, "filter")
     collection = await readable_collection(services, caller, body.collection)
     thread = await thread_for_turn(services.records, caller, body.thread_id)
-    context = DocentContext(k=body.k, collection=collection, retriever=body.retriever, model=model)
+    context = DocentContext(
+        k=body.k, collection=collection, retriever=body.retriever, model=model, filter=where
+    )
     prior = None if body.thread_id else history
     if not body.stream:
         return _completion(

@@ -33,7 +33,8 @@ data: {"thread_id": "0d7bd59d38914dec8f92b3633fa64c19", "run_id": "3a303ca7-6b98
 
 event: sources
 data: {"sources": [{"n": 1, "source": "data/sample/compost-field-guide.pdf", "title": "Compost Field Guide", \
-"page": 4, "snippet": "Bokashi is a Japanese method that ferments food scraps in an airtight bucket."}]}
+"page": 4, "snippet": "Bokashi is a Japanese method that ferments food scraps in an airtight bucket.", \
+"cited": false, "supported": null}]}
 
 event: token
 data: {"text": "Bokashi is a Japanese method that ferments food scraps in an airtight bucket. [1]"}
@@ -41,9 +42,11 @@ data: {"text": "Bokashi is a Japanese method that ferments food scraps in an air
 event: end
 data: {"answer": "Bokashi is a Japanese method that ferments food scraps in an airtight bucket. [1]", \
 "citations": [{"n": 1, "source": "data/sample/compost-field-guide.pdf", "title": "Compost Field Guide", \
-"page": 4, "snippet": "Bokashi is a Japanese method that ferments food scraps in an airtight bucket."}], \
+"page": 4, "snippet": "Bokashi is a Japanese method that ferments food scraps in an airtight bucket.", \
+"cited": true, "supported": true}], \
 "thread_id": "0d7bd59d38914dec8f92b3633fa64c19", "model": "extractive", "usage": null, "cost": 0.0, \
-"degraded": false, "degraded_reason": null, "run_id": "3a303ca7-6b98-4ec9-bfc1-0206e5e7d382", \
+"degraded": false, "degraded_reason": null, "unsupported_sentences": 0, \
+"run_id": "3a303ca7-6b98-4ec9-bfc1-0206e5e7d382", \
 "timings": {"retrieve_ms": 14.7, "first_token_ms": 21.1, "total_ms": 29.6}}
 
 """

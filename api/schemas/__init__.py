@@ -5,8 +5,10 @@ from __future__ import annotations
 import binascii
 from typing import Annotated, Any, Literal
 
+from fastapi import HTTPException
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from core.retrieval.filters import MAX_PAGE, MAX_VALUE_CHARS, MAX_VALUES, SearchFilter, filter_from_mapping
 from core.types import Citation, DocentContext, TurnOutput, Usage
 
 COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$"
@@ -46,6 +48,8 @@ SAMPLE_CITATION: dict[str, Any] = {
     "page": None,
     "snippet": "Keeping the pile hot requires regular turning.",
     "chunk_id": "5f0c1e2d9a7b4c3e",
+    "cited": True,
+    "supported": True,
 }
 SAMPLE_OUTPUT: dict[str, Any] = {
     "answer": "Keeping the pile hot requires regular turning. [1] Turn the pile every 3 to 5 days. [1]",
@@ -56,6 +60,7 @@ SAMPLE_OUTPUT: dict[str, Any] = {
     "cost": 0.0,
     "degraded": False,
     "degraded_reason": None,
+    "unsupported_sentences": 0,
 }
 
 
@@ -70,6 +75,52 @@ class InvokeInput(BaseModel):
         description="The question (the server's limit, 8,000 characters by default, applies).",
         examples=["How much can I save by turning my thermostat back?"],
     )
+
+
+FilterText = Annotated[str, Field(min_length=1, max_length=MAX_VALUE_CHARS)]
+FilterValues = FilterText | Annotated[list[FilterText], Field(min_length=1, max_length=MAX_VALUES)]
+PageNumber = Annotated[int, Field(ge=1, le=MAX_PAGE), BeforeValidator(_whole_number)]
+FilterTime = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class SearchFilterBody(BaseModel):
+    """Search only the chunks that match every key given (any of a key's values): `filter_from_mapping`'s
+    JSON form (docs/retrieval.md, "Filters"). Rules the schema cannot state (a page range that runs
+    backwards, a time that is not ISO 8601, an empty window) are a 400."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    source: FilterValues | None = Field(
+        None,
+        description="Source URL or path as citations show it, its file name, or the name without suffix.",
+        examples=["compost-field-guide.pdf"],
+    )
+    kind: FilterValues | None = Field(
+        None, description="Document kind: pdf, html, docx, pptx, xlsx, markdown, text, …", examples=["pdf"]
+    )
+    title: FilterValues | None = Field(None, description="Exact document title.")
+    section: FilterValues | None = Field(None, description="Exact section heading.")
+    page_from: PageNumber | None = Field(None, description="First page, inclusive, 1-based.", examples=[2])
+    page_to: PageNumber | None = Field(None, description="Last page, inclusive.", examples=[5])
+    ingested_after: FilterTime | None = Field(
+        None,
+        description="Sources ingested after this ISO 8601 date or date-time (UTC unless it says).",
+        examples=["2026-11-01"],
+    )
+    ingested_before: FilterTime | None = Field(
+        None, description="Sources ingested before this ISO 8601 date or date-time.", examples=["2027-01-01"]
+    )
+
+
+def search_filter(body: SearchFilterBody | None, where: str) -> SearchFilter | None:
+    """The filter a request names (None for none or an empty one); a 400 naming `where` for a rule the
+    schema cannot state."""
+    if body is None:
+        return None
+    try:
+        found = filter_from_mapping(body.model_dump(exclude_none=True))
+    except ValueError as exc:
+        raise HTTPException(400, f"{where}: {exc}") from None
+    return None if found.is_empty() else found
 
 
 class Configurable(BaseModel):
@@ -96,6 +147,9 @@ class Configurable(BaseModel):
         max_length=200,
         description="Answering model by name (see GET /health).",
         examples=["extractive"],
+    )
+    filter: SearchFilterBody | None = Field(
+        None, description="Search only matching chunks (source, kind, title, section, pages, ingest time)."
     )
 
 
@@ -127,7 +181,11 @@ class InvokeRequest(BaseModel):
         """The run-time knobs this body sets, as the graph's runtime context."""
         knobs = self.config.configurable
         return DocentContext(
-            k=knobs.k, collection=knobs.collection, retriever=knobs.retriever, model=knobs.model
+            k=knobs.k,
+            collection=knobs.collection,
+            retriever=knobs.retriever,
+            model=knobs.model,
+            filter=search_filter(knobs.filter, "config.configurable.filter"),
         )
 
 
@@ -604,6 +662,7 @@ SAMPLE_MESSAGES: list[Any] = [
         "latency_ms": 28.5,
         "degraded": False,
         "degraded_reason": None,
+        "unsupported_sentences": 0,
     },
 ]
 
@@ -649,6 +708,7 @@ class MessageOut(BaseModel):
     latency_ms: float | None = None
     degraded: bool | None = None
     degraded_reason: str | None = None
+    unsupported_sentences: int | None = None
 
 
 class ThreadDetail(ThreadSummary):

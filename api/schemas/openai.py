@@ -14,6 +14,7 @@ from api.schemas import (
     SAMPLE_THREAD_ID,
     THREAD_ID_PATTERN,
     PassageCount,
+    SearchFilterBody,
 )
 from core.types import Citation
 
@@ -89,6 +90,9 @@ class ChatCompletionRequest(BaseModel):
     retriever: Literal["dense", "bm25", "hybrid"] | None = Field(
         None, description="Docent: retrieval mode.", examples=["hybrid"]
     )
+    filter: SearchFilterBody | None = Field(
+        None, description="Docent: search only matching chunks (as /invoke's `config.configurable.filter`)."
+    )
 
 
 class AssistantMessage(BaseModel):
@@ -123,6 +127,11 @@ class DocentExtras(BaseModel):
     degraded: bool
     degraded_reason: str | None = None
     usage_estimated: bool
+    unsupported_sentences: int | None = Field(
+        None,
+        description="Sentences with a citation that none of their cited passages supports (0 for an"
+        " extractive answer); null when the answer was not checked.",
+    )
 
 
 SAMPLE_ANSWER = "Keeping the pile hot requires regular turning. [1] Turn the pile every 3 to 5 days. [1]"
@@ -161,6 +170,7 @@ class ChatCompletion(BaseModel):
                         "degraded": False,
                         "degraded_reason": None,
                         "usage_estimated": False,
+                        "unsupported_sentences": 0,
                     },
                 }
             ]

@@ -340,6 +340,9 @@ function renderCitations(citations) {
     if (citation.page !== null && citation.page !== undefined) {
       item.append(", ", el("span", { className: "cite-page", testid: "citation-page", text: `p. ${citation.page}` }));
     }
+    if (citation.supported === false) {
+      item.append(" ", el("span", { className: "cite-unsupported", testid: "citation-unsupported", text: "(not supported by this passage)" }));
+    }
     if (citation.snippet) {
       item.append(
         el("details", { className: "snippet" }, [
@@ -356,7 +359,8 @@ function renderCitations(citations) {
 function renderAnswerDetails(bubble, output) {
   bubble.text.textContent = output.answer ?? output.content ?? "";
   bubble.details.replaceChildren();
-  const citations = Array.isArray(output.citations) ? output.citations : [];
+  // The passages the answer cites ([n] in its text); `citations` also lists the relevant ones it does not use.
+  const citations = (Array.isArray(output.citations) ? output.citations : []).filter((c) => c.cited !== false);
   if (citations.length) bubble.details.append(renderCitations(citations));
   const meta = el("p", { className: "answer-meta" });
   meta.append(

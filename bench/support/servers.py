@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,15 +212,21 @@ class ModelScript:
     request_times: list[float] = field(default_factory=list)
     finished_streams: int = 0
     cancelled_streams: int = 0
+    reply: Callable[[str], str] | None = None
+    """Writes the answer from passage 1's text, instead of quoting its first 12 words."""
 
     def next_fault(self) -> str:
         return self.faults.pop(0) if self.faults else "ok"
 
 
-def answer_words(messages: list[dict[str, Any]]) -> list[str]:
-    """The deterministic answer: the first 12 words of passage 1, then `[1]`."""
+def answer_words(messages: list[dict[str, Any]], reply: Callable[[str], str] | None = None) -> list[str]:
+    """The deterministic answer: the first 12 words of passage 1, then `[1]` (or what `reply` writes from
+    passage 1's text)."""
     prompt = str(messages[-1]["content"]) if messages else ""
     found = PASSAGE_ONE.search(prompt)
+    if reply is not None:
+        words = reply(found.group(1) if found else "").split()
+        return [w + " " for w in words[:-1]] + words[-1:]
     words = (found.group(1).split()[:12] if found else ["I", "could", "not", "find", "it."]) + ["[1]"]
     return [w + " " for w in words[:-1]] + [words[-1]]
 
@@ -283,7 +289,7 @@ def ollama_app(script: ModelScript, model: str = "llama3.2") -> Starlette:
         body, fault, failed = await _received(script, request)
         if failed is not None:
             return failed
-        words = answer_words(body["messages"])
+        words = answer_words(body["messages"], script.reply)
         prompt_tokens = sum(len(str(m["content"]).split()) for m in body["messages"])
 
         def line(content: str, done: bool) -> str:
@@ -326,7 +332,7 @@ def openai_app(script: ModelScript) -> Starlette:
         body, fault, failed = await _received(script, request)
         if failed is not None:
             return failed
-        words = answer_words(body["messages"])
+        words = answer_words(body["messages"], script.reply)
         usage = {"prompt_tokens": 321, "completion_tokens": len(words), "total_tokens": 321 + len(words)}
         base = {"id": "chatcmpl-1", "created": 0, "model": body["model"]}
         if not body.get("stream"):

@@ -5,9 +5,8 @@ tokens), and the resilient chain around it: timeouts, retries with backoff, fall
 from __future__ import annotations
 
 import asyncio
-import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import anyio
@@ -18,9 +17,8 @@ from core.answering.base import Answerer, AnswerRequest
 from core.answering.pricing import Prices, answer_cost
 from core.answering.prompts import build_messages, estimate_tokens
 from core.answering.resilience import ModelTimeoutError, RetryPolicy, StreamInterruptedError, describe
-from core.types import Answer, Citation, Passage, Usage, citation_of
-
-CITATION = re.compile(r"\[(\d{1,3})\]")
+from core.answering.support import SupportChecker, cited_numbers, list_citations
+from core.types import Answer, Citation, Passage, Usage
 
 
 @dataclass(frozen=True)
@@ -32,13 +30,18 @@ class PromptOptions:
     history_tokens: int = 1000
 
 
-def cited_passages(text: str, passages: Sequence[Passage]) -> list[Citation]:
-    """The passages an answer cites as [n] (numbers outside 1..len ignored). An answer that cites nothing
-    gets every passage it was given: they are what it was written from.
-    """
-    numbers = sorted({int(n) for n in CITATION.findall(text) if 1 <= int(n) <= len(passages)})
-    chosen = numbers or list(range(1, len(passages) + 1))
-    return [citation_of(n, passages[n - 1]) for n in chosen]
+def cited_passages(
+    text: str,
+    passages: Sequence[Passage],
+    *,
+    min_score: float = 0.0,
+    supported: Mapping[int, bool] | None = None,
+) -> list[Citation]:
+    """The citations of an answer written from `passages`: every passage at or above `min_score` and every
+    passage the text cites as `[n]` (numbers outside 1..len ignored), in retrieval order; `cited` marks the
+    cited ones, `supported` is the support check's verdict for each (None when not checked)."""
+    cited = cited_numbers(text, len(passages))
+    return list_citations(passages, min_score=min_score, cited=cited, supported=supported)
 
 
 def usage_of(message: AIMessageChunk | None, prompt: Sequence[BaseMessage], text: str) -> Usage:
@@ -64,7 +67,8 @@ def usage_of(message: AIMessageChunk | None, prompt: Sequence[BaseMessage], text
 
 class ChatAnswerer:
     """One chat model behind the Answerer seam. Streams, so every token reaches the graph's stream; a silence
-    longer than `timeout_s` (before the first token or between two) is a ModelTimeoutError.
+    longer than `timeout_s` (before the first token or between two) is a ModelTimeoutError. With a `checker`,
+    each cited sentence of the answer is checked against the passages it cites (in a worker thread).
     """
 
     def __init__(
@@ -76,6 +80,8 @@ class ChatAnswerer:
         timeout_s: float,
         prompt: PromptOptions,
         prices: Prices,
+        min_score: float = 0.0,
+        checker: SupportChecker | None = None,
     ) -> None:
         self._chat = chat
         self.provider = provider
@@ -83,6 +89,8 @@ class ChatAnswerer:
         self._timeout_s = timeout_s
         self._prompt = prompt
         self._prices = prices
+        self._min_score = min_score
+        self._checker = checker
 
     @property
     def model(self) -> str:
@@ -124,14 +132,20 @@ class ChatAnswerer:
                 await stream.aclose()  # type: ignore[attr-defined]
         text = (full.text if full is not None else "").strip()
         usage = usage_of(full, messages, text)
+        supported: dict[int, bool] | None = None
+        unsupported: int | None = None
+        if self._checker is not None:
+            check = await asyncio.to_thread(self._checker.check, text, request.passages)
+            supported, unsupported = check.supported, check.unsupported_sentences
         return Answer(
             text=text,
-            citations=cited_passages(text, request.passages),
+            citations=cited_passages(text, request.passages, min_score=self._min_score, supported=supported),
             model=self.model,
             usage=usage,
             cost=answer_cost(self.provider, self.model_name, usage, self._prices),
             requested_at=requested_at,
             first_chunk_at=first_chunk_at,
+            unsupported_sentences=unsupported,
         )
 
 

@@ -10,8 +10,8 @@ from core.answering.base import AnswerRequest
 from core.types import Passage, Role
 
 SYSTEM_PROMPT = (
-    "You are Docent, a friendly energy-saving assistant for homeowners. You answer questions using only the "
-    "numbered passages supplied with each question."
+    "You are Docent, an assistant that answers questions from the documents it has been given. You answer "
+    "using only the numbered passages supplied with each question."
 )
 
 RULES = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -16,7 +17,12 @@ from core.answering.extractive import ExtractiveAnswerer
 from core.answering.llama_local import LlamaCppChat, load_llama, smollm2_path
 from core.answering.pricing import DEFAULT_PRICES
 from core.answering.resilience import RetryPolicy
+from core.answering.support import SupportChecker
+from core.retrieval.embedders import Embedder
+from core.retrieval.rerank import LLMReranker
 from core.settings import OPENAI_NO_KEY, ProviderConfigError, Settings
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODELS = {"openai": "gpt-4o-mini", "ollama": "llama3.2"}
 LLM_PROVIDERS = ("openai", "ollama", "local", "extractive")
@@ -71,11 +77,16 @@ def choose_provider(settings: Settings) -> str:
     return "extractive"
 
 
-def make_answerers(settings: Settings) -> AnswererRegistry:
+def make_answerers(settings: Settings, *, embedder: Embedder | None = None) -> AnswererRegistry:
     """The chosen provider and its fallbacks, each wrapped with retries and the chain after it; `extractive`
-    needs no model, is always available and is the last resort of every chain.
+    needs no model, is always available and is the last resort of every chain. `embedder` (the process's,
+    from the composition root) scores the extractive answer's sentences and checks LLM answers' citations;
+    without it the extractive answerer ranks by term overlap alone and LLM answers go unchecked.
     """
-    extractive = ExtractiveAnswerer(max_sentences=settings.answer_sentences, min_score=settings.min_score)
+    extractive = ExtractiveAnswerer(
+        max_sentences=settings.answer_sentences, min_score=settings.min_score, embedder=embedder
+    )
+    checker = SupportChecker(embedder) if embedder is not None else None
     primary = choose_provider(settings)
     specs: list[tuple[str, str | None]] = [(primary, settings.llm_model)]
     for entry in settings.fallback_providers:
@@ -89,7 +100,7 @@ def make_answerers(settings: Settings) -> AnswererRegistry:
     for provider, model in specs:
         if provider == "extractive":
             break  # the last resort anyway: whatever follows it would never be tried
-        answerer = make_chat_answerer(settings, provider, model)
+        answerer = make_chat_answerer(settings, provider, model, checker=checker)
         if answerer.model not in {a.model for a in chain}:
             chain.append(answerer)
     policy = RetryPolicy(settings.llm_max_retries, settings.llm_backoff_s, settings.llm_backoff_max_s)
@@ -99,8 +110,43 @@ def make_answerers(settings: Settings) -> AnswererRegistry:
     return AnswererRegistry(answerers, default=chain[0].model if chain else extractive.model)
 
 
-def make_chat_answerer(settings: Settings, provider: str, model: str | None) -> ChatAnswerer:
-    """Open one chat model (clients and weights are loaded here, once) behind the Answerer seam."""
+def make_chat_answerer(
+    settings: Settings, provider: str, model: str | None, *, checker: SupportChecker | None = None
+) -> ChatAnswerer:
+    """Open one chat model (clients and weights are loaded here, once) behind the Answerer seam; `checker`
+    checks its answers' citations."""
+    chat, name = make_chat_model(settings, provider, model)
+    return ChatAnswerer(
+        chat,
+        provider=provider,
+        model_name=name,
+        timeout_s=settings.llm_timeout_s,
+        prompt=PromptOptions(
+            system_prompt=settings.system_prompt,
+            history_turns=settings.prompt_history_turns,
+            history_tokens=settings.prompt_history_tokens,
+        ),
+        prices={**DEFAULT_PRICES, **settings.llm_prices},
+        min_score=settings.min_score,
+        checker=checker,
+    )
+
+
+def make_reranker(settings: Settings) -> LLMReranker | None:
+    """The second-stage reranker `DOCENT_RERANKER` asks for (`llm`: the chosen provider's model, opened
+    once), or None (`none`, the default; also when no LLM provider is configured, with a warning)."""
+    if settings.reranker == "none":
+        return None
+    provider = choose_provider(settings)
+    if provider == "extractive":
+        log.warning("DOCENT_RERANKER=llm but no LLM provider is configured: results are not reranked")
+        return None
+    chat, name = make_chat_model(settings, provider, settings.llm_model)
+    return LLMReranker(chat, model_name=f"{provider}/{name}")
+
+
+def make_chat_model(settings: Settings, provider: str, model: str | None) -> tuple[BaseChatModel, str]:
+    """One chat model of a provider (clients and weights loaded here), and its model name."""
     chat: BaseChatModel
     if provider == "openai":
         name = model or DEFAULT_MODELS["openai"]
@@ -133,18 +179,7 @@ def make_chat_answerer(settings: Settings, provider: str, model: str | None) -> 
         )
     else:
         raise ProviderConfigError(f"unknown LLM provider {provider!r}; use {', '.join(LLM_PROVIDERS)}")
-    return ChatAnswerer(
-        chat,
-        provider=provider,
-        model_name=name,
-        timeout_s=settings.llm_timeout_s,
-        prompt=PromptOptions(
-            system_prompt=settings.system_prompt,
-            history_turns=settings.prompt_history_turns,
-            history_tokens=settings.prompt_history_tokens,
-        ),
-        prices={**DEFAULT_PRICES, **settings.llm_prices},
-    )
+    return chat, name
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.retrieval.filters import chunk_filter_metadata
 from core.retrieval.keyword_index import KeywordIndex
 from core.retrieval.vector_store import (
     Metadata,
@@ -30,12 +31,22 @@ class NewChunks:
 
 @dataclass(frozen=True)
 class SourceVersion:
-    """A source's complete chunk set (id and text), the chunks of older versions to drop, and its record."""
+    """A source's complete chunk set (id, indexed text and metadata), the chunks of older versions to drop,
+    and its record."""
 
     record: SourceRecord
     ids: Sequence[str]
     texts: Sequence[str]
     stale: Sequence[str]
+    metadatas: Sequence[Metadata] | None = None
+    """One per chunk, as split wrote it (None: the keyword rows get no filter columns)."""
+
+    def stamped(self) -> list[Metadata] | None:
+        """Each chunk's metadata with what filters read of this version (file name, stem, time of ingest)."""
+        if self.metadatas is None:
+            return None
+        extra = chunk_filter_metadata(self.record.uri, self.record.ingested_at)
+        return [{**metadata, **extra} for metadata in self.metadatas]
 
 
 class ChunkStore:
@@ -71,13 +82,28 @@ class ChunkStore:
         return self.vectors.existing_ids(collection, ids) & self.keywords.existing_ids(collection, ids)
 
     def commit(self, collection: str, new: NewChunks, versions: Sequence[SourceVersion]) -> None:
-        """Store new source versions: vectors first, then keyword rows, stale removals and records at once."""
-        self.vectors.add(collection, new.ids, new.texts, new.metadatas, new.embeddings)
+        """Store new source versions: vectors first, then keyword rows, stale removals and records at once.
+
+        Every chunk of a version, new or already embedded, gets the version's metadata in both indexes (its
+        time of ingest among them), so that a filter reads the same of it in each."""
+        stamped = [v.stamped() for v in versions]
+        metadata = {
+            chunk_id: meta
+            for version, metas in zip(versions, stamped, strict=True)
+            if metas is not None
+            for chunk_id, meta in zip(version.ids, metas, strict=True)
+        }
+        new_metadatas = [metadata.get(i, m) for i, m in zip(new.ids, new.metadatas, strict=True)]
+        self.vectors.add(collection, new.ids, new.texts, new_metadatas, new.embeddings)
+        embedded = set(new.ids)
+        known = [chunk_id for chunk_id in metadata if chunk_id not in embedded]
+        self.vectors.update_metadata(collection, known, [metadata[i] for i in known])
         self.vectors.delete(collection, [chunk_id for v in versions for chunk_id in v.stale])
         with self.keywords.transaction() as tx:
-            for version in versions:
+            for version, metas in zip(versions, stamped, strict=True):
                 tx.delete(collection, version.stale)
-                tx.upsert(collection, version.ids, version.texts, [version.record.uri] * len(version.ids))
+                uris = [version.record.uri] * len(version.ids)
+                tx.upsert(collection, version.ids, version.texts, uris, metas)
                 self.sources.put(tx.connection, version.record)
 
     def source_ids(self, collection: str, source: str) -> set[str]:

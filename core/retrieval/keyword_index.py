@@ -16,6 +16,10 @@ with a GIN index and a generated `doc_len` (its count of words, as FTS5 counts t
 with the collection's own statistics: PostgreSQL's `ts_rank`/`ts_rank_cd` have no inverse document
 frequency, so a question's rare, telling word would count no more than its common ones (docs/retrieval.md,
 "Keyword index on PostgreSQL").
+
+Filters (core/retrieval/filters.py): each row also has the columns a filter reads (migration 0004), and a
+filtered search ranks only the rows a WHERE on them lets through, inside the same statement (bound values,
+never formatted into the SQL); BM25's statistics stay the whole collection's.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, select, text
+from sqlalchemy import BindParameter, Connection, Engine, TextClause, bindparam, delete, func, select, text
 from sqlalchemy.dialects import postgresql
 
+from core.retrieval.filters import FILTER_METADATA, SOURCE_NAME, SOURCE_STEM, SearchFilter
 from core.storage.models import keyword_chunks
 from core.text import STOPWORDS
 
@@ -59,8 +65,7 @@ def fts_table(collection: str) -> str:
 # BM25 over the chunks of one collection that hold any query lexeme. The lexemes are those PostgreSQL itself
 # makes of the query's words; a lexeme's document frequency is the number of its postings. MATERIALIZED: each
 # part is computed once, not again for every row that reads it.
-_PG_SEARCH = text(
-    r"""
+_PG_SEARCH = r"""
     WITH terms AS MATERIALIZED (
         SELECT DISTINCT lexeme AS term FROM unnest(to_tsvector(CAST(:config AS regconfig), :words))
     ),
@@ -79,14 +84,89 @@ _PG_SEARCH = text(
         / (h.frequency + :k1 * (1 - :b + :b * h.doc_len / greatest(s.average_length, 1)))
     ) AS score
     FROM hits h CROSS JOIN stats s
+    {allowed}
     GROUP BY h.chunk_id
     ORDER BY score DESC, h.chunk_id
     LIMIT :k
     """
-)
 """BM25 over the inverted index that a trigger keeps beside `keyword_chunks` (migration 0003): a posting per
 (collection, lexeme, chunk) with the lexeme's count and the chunk's length, and per-collection totals. Only
-the postings of the query's lexemes are read."""
+the postings of the query's lexemes are read. `{allowed}` is empty, or a filter's WHERE on the chunks: the
+document frequencies stay the collection's own, as FTS5's do under a filter."""
+_PG_UNFILTERED = text(_PG_SEARCH.format(allowed=""))
+_SQLITE_SEARCH = (
+    "SELECT k.chunk_id, f.rank FROM (SELECT rowid, bm25({table}) AS rank FROM {table}"
+    " WHERE {table} MATCH :expression ORDER BY rank LIMIT :k) f"
+    " JOIN keyword_chunks k ON k.rowid = f.rowid ORDER BY f.rank"
+)
+"""FTS5's own top k (it ranks inside the virtual table), then the chunk ids."""
+_SQLITE_FILTERED = (
+    "SELECT k.chunk_id, bm25({table}) AS rank FROM {table} JOIN keyword_chunks k ON k.rowid = {table}.rowid"
+    " WHERE {table} MATCH :expression AND k.collection = :collection AND {allowed} ORDER BY rank LIMIT :k"
+)
+"""The top k of the matches a filter lets through: a join on rowid, so each match is checked against its own
+row. (A `rowid IN (subquery)` is handed to FTS5 as one lookup per allowed rowid: seconds, not milliseconds,
+when a filter lets most of a large collection through.)"""
+
+
+def filter_conditions(
+    where: SearchFilter, table: str = ""
+) -> tuple[list[str], dict[str, Any], list[BindParameter[Any]]]:
+    """SQL conditions on `keyword_chunks` columns (qualified by `table`, its alias, when given) for a filter,
+    their parameters, and the expanding ones among them. Only fixed column names and placeholders are written
+    into the SQL; every value is bound."""
+    prefix = f"{table}." if table else ""
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+    expanding: list[BindParameter[Any]] = []
+
+    def one_of(column: str, param: str, values: Sequence[str]) -> str:
+        if param not in params:
+            params[param] = list(values)
+            expanding.append(bindparam(param, expanding=True))
+        return f"{prefix}{column} IN :{param}"
+
+    if where.sources:
+        keys = where.sources  # already widened to absolute paths by the retriever (SearchFilter.source_keys)
+        conditions.append(
+            f"({one_of('source', 'f_sources', keys)} OR {one_of(SOURCE_NAME, 'f_sources', keys)}"
+            f" OR {one_of(SOURCE_STEM, 'f_sources', keys)})"
+        )
+    for column, values in (("kind", where.kinds), ("title", where.titles), ("section", where.sections)):
+        if values:
+            conditions.append(one_of(column, f"f_{column}", values))
+    bounds = (
+        ("page", ">=", "f_page_from", where.page_from),
+        ("page", "<=", "f_page_to", where.page_to),
+        ("ingested_at", ">", "f_after", where.ingested_after_epoch()),
+        ("ingested_at", "<", "f_before", where.ingested_before_epoch()),
+    )
+    for column, operator, param, bound in bounds:
+        if bound is not None:
+            conditions.append(f"{prefix}{column} {operator} :{param}")
+            params[param] = bound
+    return conditions, params, expanding
+
+
+def _pg_statement(where: SearchFilter | None) -> tuple[TextClause, dict[str, Any]]:
+    """PostgreSQL's search, restricted by chunk id to the rows the filter lets through; and its parameters."""
+    if where is None or where.is_empty():
+        return _PG_UNFILTERED, {}
+    conditions, params, expanding = filter_conditions(where)
+    allowed = (
+        "WHERE h.chunk_id IN (SELECT chunk_id FROM keyword_chunks"
+        f" WHERE collection = :collection AND {' AND '.join(conditions)})"
+    )
+    return text(_PG_SEARCH.format(allowed=allowed)).bindparams(*expanding), params
+
+
+def _sqlite_statement(table: str, where: SearchFilter | None) -> tuple[TextClause, dict[str, Any]]:
+    """SQLite's search of one collection's FTS5 table, filtered when `where` restricts; and its parameters."""
+    if where is None or where.is_empty():
+        return text(_SQLITE_SEARCH.format(table=table)), {}
+    conditions, params, expanding = filter_conditions(where, "k")
+    sql = _SQLITE_FILTERED.format(table=table, allowed=" AND ".join(conditions))
+    return text(sql).bindparams(*expanding), params
 
 
 class KeywordIndex:
@@ -124,11 +204,16 @@ class KeywordIndex:
             yield
 
     def upsert(
-        self, collection: str, ids: Sequence[str], texts: Sequence[str], sources: Sequence[str]
+        self,
+        collection: str,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        sources: Sequence[str],
+        metadatas: Sequence[Mapping[str, object]] | None = None,
     ) -> None:
         """Index chunks, replacing any with the same id, in one transaction."""
         with self.transaction() as tx:
-            tx.upsert(collection, ids, texts, sources)
+            tx.upsert(collection, ids, texts, sources, metadatas)
 
     def delete(self, collection: str, ids: Sequence[str]) -> None:
         """Remove chunks by id (unknown ids are ignored)."""
@@ -164,15 +249,19 @@ class KeywordIndex:
             query = select(func.count()).where(keyword_chunks.c.collection == collection)
             return int(connection.execute(query).scalar_one())
 
-    def search(self, collection: str, query: str, k: int) -> list[tuple[str, float]]:
-        """The k best chunks by BM25 as (chunk id, score), best first; higher scores are better."""
+    def search(
+        self, collection: str, query: str, k: int, *, where: SearchFilter | None = None
+    ) -> list[tuple[str, float]]:
+        """The k best chunks by BM25 as (chunk id, score), best first; higher scores are better. With `where`,
+        the k best of the chunks it lets through (the filter is part of the query, not applied after it)."""
         words = content_words(query)
         if not words or k <= 0:
             return []
         with self._engine.connect() as connection:
             if not self._sqlite:
+                statement, params = _pg_statement(where)
                 rows = connection.execute(
-                    _PG_SEARCH,
+                    statement,
                     {
                         "config": TEXT_SEARCH_CONFIG,
                         "words": " ".join(words),
@@ -180,19 +269,16 @@ class KeywordIndex:
                         "k1": BM25_K1,
                         "b": BM25_B,
                         "k": k,
+                        **params,
                     },
                 ).all()
                 return [(str(chunk_id), float(score)) for chunk_id, score in rows]
             if not self._exists(connection, collection):
                 return []
-            table = fts_table(collection)
+            statement, params = _sqlite_statement(fts_table(collection), where)
             rows = connection.execute(
-                text(
-                    f"SELECT k.chunk_id, f.rank FROM (SELECT rowid, bm25({table}) AS rank FROM {table}"
-                    f" WHERE {table} MATCH :expression ORDER BY rank LIMIT :k) f"
-                    " JOIN keyword_chunks k ON k.rowid = f.rowid ORDER BY f.rank"
-                ),
-                {"expression": match_expression(query), "k": k},
+                statement,
+                {"expression": match_expression(query), "k": k, "collection": collection, **params},
             ).all()
         return [(str(chunk_id), -float(rank)) for chunk_id, rank in rows]
 
@@ -230,15 +316,28 @@ class KeywordTransaction:
         """The transaction's connection, for other tables (the source records) that must commit with it."""
 
     def upsert(
-        self, collection: str, ids: Sequence[str], texts: Sequence[str], sources: Sequence[str]
+        self,
+        collection: str,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        sources: Sequence[str],
+        metadatas: Sequence[Mapping[str, object]] | None = None,
     ) -> None:
-        """Index chunks, replacing any with the same id."""
+        """Index chunks, replacing any with the same id; `metadatas` (one per chunk, as in Chroma) give the
+        columns filters read (`FILTER_METADATA`), NULL where a chunk has no such key."""
+        metas: Sequence[Mapping[str, object]] = metadatas if metadatas is not None else [{}] * len(ids)
         rows = sorted(
             (
-                {"collection": collection, "chunk_id": i, "source": s, "text": t}
-                for i, t, s in zip(ids, texts, sources, strict=True)
+                {
+                    "collection": collection,
+                    "chunk_id": i,
+                    "source": s,
+                    "text": t,
+                    **{key: m.get(key) for key in FILTER_METADATA},
+                }
+                for i, t, s, m in zip(ids, texts, sources, metas, strict=True)
             ),
-            key=lambda row: row["chunk_id"],  # one order for every writer: no deadlock between two
+            key=lambda row: str(row["chunk_id"]),  # one order for every writer: no deadlock between two
         )
         rows = list({row["chunk_id"]: row for row in rows}.values())  # the last of a repeated id wins
         if not rows:
@@ -247,13 +346,13 @@ class KeywordTransaction:
             insert = postgresql.insert(keyword_chunks)
             statement = insert.on_conflict_do_update(
                 index_elements=[keyword_chunks.c.collection, keyword_chunks.c.chunk_id],
-                set_={"source": insert.excluded.source, "text": insert.excluded.text},
+                set_={name: insert.excluded[name] for name in ("source", "text", *FILTER_METADATA)},
             )
             for start in range(0, len(rows), _BATCH):
                 self.connection.execute(statement, rows[start : start + _BATCH])
             return
         table = self._index._table(self.connection, collection)
-        chunk_ids = [row["chunk_id"] for row in rows]
+        chunk_ids = [str(row["chunk_id"]) for row in rows]
         self.delete(collection, chunk_ids)
         for start in range(0, len(rows), _BATCH):
             self.connection.execute(keyword_chunks.insert(), rows[start : start + _BATCH])

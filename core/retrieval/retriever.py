@@ -5,11 +5,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
 from core.retrieval.chunk_store import ChunkStore
 from core.retrieval.embedders import Embedder
+from core.retrieval.filters import SearchFilter
+from core.retrieval.rerank import Reranker
 from core.settings import Settings
 from core.storage.sources import shown_uri
 from core.types import Passage, RetrieverMode
@@ -24,19 +28,47 @@ def reciprocal_rank_fusion(rankings: list[tuple[list[str], float]], rrf_k: int) 
     return sorted(scores, key=lambda chunk_id: -scores[chunk_id])
 
 
+PEAK_RANK = 5
+"""BM25's confidence is its best score over its PEAK_RANK-th best (see `bm25_weight`)."""
+
+
+def bm25_peak(hits: Sequence[tuple[str, float]]) -> float:
+    """How far BM25's best hit stands out: its score over the PEAK_RANK-th best score (inf with fewer hits,
+    1.0 for a flat ranking). A question that shares rare words with one passage peaks (SQuAD: median 1.9);
+    one whose words every page of a filing shares is flat (FinanceBench: median 1.2)."""
+    if len(hits) < PEAK_RANK or hits[PEAK_RANK - 1][1] <= 0:
+        return float("inf")
+    return hits[0][1] / hits[PEAK_RANK - 1][1]
+
+
+def bm25_weight(hits: Sequence[tuple[str, float]], settings: Settings) -> float:
+    """BM25's weight in fusion for one query: `bm25_weight` when its ranking peaks (best score at least
+    `bm25_peak_ratio` times the fifth), else `bm25_flat_weight`; measured on SQuAD and FinanceBench together
+    (docs/retrieval.md)."""
+    if bm25_peak(hits) >= settings.bm25_peak_ratio:
+        return settings.bm25_weight
+    return settings.bm25_flat_weight
+
+
 class Retriever:
     """Top-k passages for a query from one collection. Every passage's `score` is its cosine similarity to the
     query, whichever retriever found it, so relevance floors mean the same thing in every mode.
     """
 
-    def __init__(self, embedder: Embedder, store: ChunkStore, settings: Settings) -> None:
+    def __init__(
+        self, embedder: Embedder, store: ChunkStore, settings: Settings, reranker: Reranker | None = None
+    ) -> None:
+        """`reranker`: a second stage that reorders the best `rerank_candidates` fused passages."""
         self._embedder = embedder
         self._store = store
         self._settings = settings
+        self._reranker = reranker
         self._keyword_pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
-    def _keywords_soon(self, query: str, collection: str, depth: int) -> Future[list[str]]:
+    def _keywords_soon(
+        self, query: str, collection: str, depth: int, where: SearchFilter | None
+    ) -> Future[list[tuple[str, float]]]:
         """Start a BM25 search on the retriever's own small pool, so that it overlaps the query's embedding
         and dense search (in server mode both are round trips to other servers)."""
         with self._lock:
@@ -48,7 +80,13 @@ class Retriever:
                 )
             pool = self._keyword_pool
         keywords = self._store.keywords
-        return pool.submit(lambda: [i for i, _ in keywords.search(collection, query, depth)])
+        return pool.submit(lambda: keywords.search(collection, query, depth, where=where))
+
+    def keyword_hits(
+        self, query: str, *, k: int, collection: str, where: SearchFilter | None = None
+    ) -> list[tuple[str, float]]:
+        """BM25 alone: the k best (chunk id, score), best first (benches read the scores fusion weighs)."""
+        return self._store.keywords.search(collection, query, k, where=self._resolved(where))
 
     def close(self) -> None:
         """Stop the keyword pool (searches in flight finish first)."""
@@ -58,28 +96,45 @@ class Retriever:
             pool.shutdown(wait=True)
 
     def search(
-        self, query: str, *, k: int, collection: str, mode: RetrieverMode | None = None
+        self,
+        query: str,
+        *,
+        k: int,
+        collection: str,
+        mode: RetrieverMode | None = None,
+        where: SearchFilter | None = None,
     ) -> list[Passage]:
         """Blocking: run it in a worker thread from async code."""
-        return self.search_all([query], k=k, collection=collection, mode=mode)
+        return self.search_all([query], k=k, collection=collection, mode=mode, where=where)
 
     def search_all(
-        self, queries: Sequence[str], *, k: int, collection: str, mode: RetrieverMode | None = None
+        self,
+        queries: Sequence[str],
+        *,
+        k: int,
+        collection: str,
+        mode: RetrieverMode | None = None,
+        where: SearchFilter | None = None,
     ) -> list[Passage]:
         """Search with each query and fuse the rankings (RRF, equal weights); a passage gets its best cosine.
 
         Several queries serve follow-ups: the bare message and the one that carries earlier turns each find
-        passages the other misses. Blocking: run it in a worker thread from async code.
+        passages the other misses. `where` restricts every search, dense and BM25, inside its own index,
+        before any ranking is fused or cut to k. Blocking: run it in a worker thread from async code.
         """
         mode = mode or self._settings.retriever
         depth = max(k, self._settings.retrieval_depth)
-        searches = [] if mode == "dense" else [self._keywords_soon(q, collection, depth) for q in queries]
+        where = self._resolved(where)
+        searches = (
+            [] if mode == "dense" else [self._keywords_soon(q, collection, depth, where) for q in queries]
+        )
         matrix = self._embedder.embed(list(queries))
         vectors = self._store.vectors
         if len(queries) == 1 and mode == "dense":
-            return [self._shown(p) for p in vectors.search(collection, matrix[0], k)]
+            found_dense = vectors.search(collection, matrix[0], self._candidates(k), where=where)
+            return self._reranked(queries[0], [self._shown(p) for p in found_dense], k)
         ranked_lists = [
-            self._rank(vector, searches[n] if searches else None, collection, mode, depth)
+            self._rank(vector, searches[n] if searches else None, collection, mode, depth, where)
             for n, vector in enumerate(matrix)
         ]
         if len(ranked_lists) == 1:
@@ -89,11 +144,30 @@ class Retriever:
                 reciprocal_rank_fusion([(r, 1.0) for r, _ in ranked_lists], self._settings.rrf_k),
                 {},
             )
-        top = ranked[:k]
+        top = ranked[: self._candidates(k)]
         found = {i: known[i] for i in top if i in known}
         if missing := [i for i in top if i not in found]:  # BM25-only hits: one more read for their text
             found.update(vectors.passages(collection, missing, matrix))
-        return [self._shown(found[i]) for i in top if i in found]
+        return self._reranked(queries[0], [self._shown(found[i]) for i in top if i in found], k)
+
+    def _candidates(self, k: int) -> int:
+        """Passages the first stage hands on: k, or `rerank_candidates` for a reranker to order."""
+        return max(k, self._settings.rerank_candidates) if self._reranker is not None else k
+
+    def _reranked(self, query: str, passages: list[Passage], k: int) -> list[Passage]:
+        """The k best passages, in the reranker's order when there is one."""
+        if self._reranker is None:
+            return passages[:k]
+        return self._reranker.rerank(query, passages)[:k]
+
+    def _resolved(self, where: SearchFilter | None) -> SearchFilter | None:
+        """The filter as the indexes match it (None when it restricts nothing): a source named by the path
+        answers show (inside the data dir or the working directory) also by its stored absolute path."""
+        if where is None or where.is_empty():
+            return None
+        if not where.sources:
+            return where
+        return replace(where, sources=where.source_keys((self._settings.data_dir, Path.cwd())))
 
     def _shown(self, passage: Passage) -> Passage:
         """The passage with its source as answers and citations show it (no server paths)."""
@@ -102,23 +176,25 @@ class Retriever:
     def _rank(
         self,
         vector: np.ndarray,
-        keyword_search: Future[list[str]] | None,
+        keyword_search: Future[list[tuple[str, float]]] | None,
         collection: str,
         mode: RetrieverMode,
         depth: int,
+        where: SearchFilter | None,
     ) -> tuple[list[str], dict[str, Passage]]:
         """Chunk ids, best first, for one query in one mode (its BM25 search already started), and the
         passages the dense search returned with them (scored against this query)."""
         if mode == "bm25":
             assert keyword_search is not None
-            return keyword_search.result(), {}
-        dense = {p["chunk_id"]: p for p in self._store.vectors.search(collection, vector, depth)}
+            return [i for i, _ in keyword_search.result()], {}
+        dense = {p["chunk_id"]: p for p in self._store.vectors.search(collection, vector, depth, where=where)}
         if mode == "dense" or keyword_search is None:
             return list(dense), dense
+        keyword_hits = keyword_search.result()
         fused = reciprocal_rank_fusion(
             [
                 (list(dense), self._settings.dense_weight),
-                (keyword_search.result(), self._settings.bm25_weight),
+                ([i for i, _ in keyword_hits], bm25_weight(keyword_hits, self._settings)),
             ],
             self._settings.rrf_k,
         )

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from core.errors import DependencyUnavailable
+from core.retrieval.filters import SOURCE_NAME, SOURCE_STEM, SearchFilter
 from core.settings import Settings
 from core.types import Passage
 
@@ -51,6 +52,29 @@ def indexed_text(text: str, metadata: Mapping[str, object]) -> str:
     find that document's chunks among many that read alike (tables of every filing)."""
     context = metadata.get(CONTEXT_KEY)
     return f"{context}: {text}" if context else text
+
+
+def chroma_where(where: SearchFilter | None) -> dict[str, Any] | None:
+    """A filter as Chroma's `where` over chunk metadata (None for no restriction). Its sources should be
+    widened to absolute paths first (`SearchFilter.source_keys`); each may equal the chunk's `source`, its
+    `source_name` or its `source_stem` (Chroma's `where` has no LIKE, so the keys are stored)."""
+    if where is None or where.is_empty():
+        return None
+    clauses: list[dict[str, Any]] = []
+    if where.sources:
+        keys = list(where.sources)
+        clauses.append({"$or": [{key: {"$in": keys}} for key in ("source", SOURCE_NAME, SOURCE_STEM)]})
+    for key, values in (("kind", where.kinds), ("title", where.titles), ("section", where.sections)):
+        if values:
+            clauses.append({key: {"$in": list(values)}})
+    bounds = (
+        ("page", "$gte", where.page_from),
+        ("page", "$lte", where.page_to),
+        ("ingested_at", "$gt", where.ingested_after_epoch()),
+        ("ingested_at", "$lt", where.ingested_before_epoch()),
+    )
+    clauses.extend({key: {operator: bound}} for key, operator, bound in bounds if bound is not None)
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
 class CollectionError(RuntimeError):
@@ -502,6 +526,21 @@ class VectorStore:
 
         self._call("write chunks", add, writes=True)
 
+    def update_metadata(self, name: str, ids: Sequence[str], metadatas: Sequence[Metadata]) -> None:
+        """Replace stored chunks' metadata (their vectors and text stay); unknown ids are ignored."""
+        if not ids:
+            return
+
+        def update_metadata(client: ClientAPI, generation: int) -> None:
+            if (collection := self._existing(client, generation, name)) is None:
+                return
+            step = max(1, min(client.get_max_batch_size(), 1000))
+            for start in range(0, len(ids), step):
+                end = start + step
+                collection.update(ids=list(ids[start:end]), metadatas=[dict(m) for m in metadatas[start:end]])
+
+        self._call("update chunk metadata", update_metadata, writes=True)
+
     def delete(self, name: str, ids: Sequence[str]) -> None:
         """Remove chunks by id."""
         if not ids:
@@ -554,8 +593,12 @@ class VectorStore:
 
         return self._call("count chunks", count)
 
-    def search(self, name: str, query: np.ndarray, k: int) -> list[Passage]:
-        """The k chunks nearest to a query vector, best first, with cosine similarity as score."""
+    def search(
+        self, name: str, query: np.ndarray, k: int, *, where: SearchFilter | None = None
+    ) -> list[Passage]:
+        """The k chunks nearest to a query vector, best first, with cosine similarity as score; with `where`,
+        the k nearest of those it lets through (Chroma filters inside the query)."""
+        chroma_filter = chroma_where(where)
 
         def search(client: ClientAPI, generation: int) -> list[Passage]:
             if (collection := self._existing(client, generation, name)) is None:
@@ -563,6 +606,7 @@ class VectorStore:
             result = collection.query(
                 query_embeddings=query.reshape(1, -1),
                 n_results=k,
+                where=chroma_filter,
                 include=["documents", "metadatas", "distances"],
             )
             ids = result["ids"][0]

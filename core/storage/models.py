@@ -8,6 +8,7 @@ Times are ISO-8601 UTC strings (they sort as they read); lists and mappings are 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -53,6 +54,7 @@ turns = Table(
     Column("degraded", Boolean, nullable=False, server_default=false()),
     Column("degraded_reason", Text),
     Column("created_at", Text, nullable=False),
+    Column("unsupported_sentences", Integer),  # migration 0005; NULL: not checked
     Index("turns_thread", "thread_id", "id"),
     Index("turns_run", "run_id"),
 )
@@ -151,6 +153,15 @@ keyword_chunks = Table(
     Column("chunk_id", Text, nullable=False),
     Column("source", Text, nullable=False),
     Column("text", Text, nullable=False),
+    # What metadata filters read (core/retrieval/filters.py), as the chunk's Chroma metadata has it; NULL in
+    # rows written before migration 0004 until their source is ingested again.
+    Column("title", Text),
+    Column("kind", Text),
+    Column("section", Text),
+    Column("page", Integer),
+    Column("source_name", Text),
+    Column("source_stem", Text),
+    Column("ingested_at", BigInteger),  # epoch seconds, as in Chroma, where a filter compares numbers
     PrimaryKeyConstraint("collection", "chunk_id"),
     Index("keyword_chunks_source", "collection", "source"),
 )

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, Select, delete, func, select, text
 
 from core.storage.db import insert_or_ignore
 from core.storage.models import threads, turns
 from core.storage.workspaces import DEFAULT_WORKSPACE
-from core.types import AnswerFields, Usage
+from core.types import AnswerFields, Citation, Usage
 
 # A thread first seen through a turn (CLI, Studio) belongs to nobody an API key can name.
 NO_OWNER = ""
@@ -80,6 +80,7 @@ class TurnRecords:
                     cost_usd=answer["cost"],
                     degraded=answer["degraded"],
                     degraded_reason=answer["degraded_reason"],
+                    unsupported_sentences=answer.get("unsupported_sentences"),
                     created_at=record.created_at,
                 )
             )
@@ -160,6 +161,7 @@ _TURN_COLUMNS = (
     turns.c.cost_usd,
     turns.c.degraded,
     turns.c.degraded_reason,
+    turns.c.unsupported_sentences,
 )
 
 
@@ -196,6 +198,7 @@ def _record(row: tuple[Any, ...]) -> TurnRecord:
         cost,
         degraded,
         degraded_reason,
+        unsupported_sentences,
     ) = row
     usage: Usage | None = None
     if prompt is not None or completion is not None:
@@ -211,12 +214,14 @@ def _record(row: tuple[Any, ...]) -> TurnRecord:
         question=question,
         answer=AnswerFields(
             answer=answer,
-            citations=json.loads(citations),
+            # Rows written before citations carried `cited` listed only the passages the answer cited.
+            citations=[cast(Citation, {"cited": True, **citation}) for citation in json.loads(citations)],
             model=model,
             usage=usage,
             cost=cost,
             degraded=bool(degraded),
             degraded_reason=degraded_reason,
+            unsupported_sentences=unsupported_sentences,
         ),
         latency_ms=latency_ms,
         created_at=created_at,

@@ -5,8 +5,10 @@ OpenAI-compatible model server streaming the tokens.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +60,7 @@ def test_sse_sends_metadata_sources_tokens_then_end_and_tokens_arrive_before_the
     assert names == ["metadata", "sources"] + ["token"] * 13 + ["end"], names
     metadata, sources, tokens, end = events[0], events[1], events[2:-1], events[-1]
     assert metadata.data["thread_id"] and metadata.data["run_id"]
-    assert [s["n"] for s in sources.data["sources"]] == [1, 2, 3, 4]
+    assert [s["n"] for s in sources.data["sources"]] == list(range(1, Settings().k + 1))
     # Tokens are delivered as they are generated (13 tokens 50 ms apart), not in one burst at the end.
     assert end.at - tokens[0].at >= 0.4
     text = "".join(t.data["text"] for t in tokens)
@@ -71,8 +73,12 @@ def test_sse_sends_metadata_sources_tokens_then_end_and_tokens_arrive_before_the
         "estimated": False,
     }
     assert end.data["cost"] > 0
-    assert [c["n"] for c in end.data["citations"]] == [1]
-    assert end.data["citations"][0]["chunk_id"] == sources.data["sources"][0]["chunk_id"]
+    citations = end.data["citations"]
+    assert [c["n"] for c in citations if c["cited"]] == [1]
+    assert {c["n"] for c in citations} <= {s["n"] for s in sources.data["sources"]}
+    assert citations[0]["chunk_id"] == sources.data["sources"][0]["chunk_id"]
+    # The answer quotes passage 1's opening words: its one sentence is supported by the passage it cites.
+    assert citations[0]["supported"] is True and end.data["unsupported_sentences"] == 0
     assert (
         end.data["thread_id"] == metadata.data["thread_id"] and end.data["run_id"] == metadata.data["run_id"]
     )
@@ -103,6 +109,59 @@ def test_sse_with_the_extractive_answerer_sends_its_answer_as_one_token(docent: 
     assert timings["to_model_request_ms"] is None and timings["model_ttft_ms"] is None
     assert timings["first_chunk_to_token_ms"] is None
     assert 0 < timings["retrieve_ms"] < timings["first_token_ms"] <= timings["total_ms"]
+
+
+FABRICATED = "Compost piles must be turned by a licensed arborist every full moon."
+
+
+def test_an_unsupported_sentence_is_marked_in_invoke_stream_v1_and_the_records(
+    docent: ModelBackedDocent,
+) -> None:
+    """The model quotes passage 1's first sentence, then makes a claim passage 1 does not hold; both cite
+    [1]. Every output says one sentence is unsupported and that passage 1 supports the other."""
+    docent.reset()
+    docent.openai.reply = lambda first: f"{first.split('. ')[0]}. [1] {FABRICATED} [1]"
+    question = "How often should I turn a hot compost pile?"
+    try:
+        invoked = httpx.post(f"{docent.base}/invoke", json=body(question), timeout=60).json()["output"]
+        _, events = stream(docent.base, body(question))
+        completion = httpx.post(
+            f"{docent.base}/v1/chat/completions",
+            json={"model": "docent", "messages": [{"role": "user", "content": question}]},
+            timeout=60,
+        ).json()
+        with httpx.stream(
+            "POST",
+            f"{docent.base}/v1/chat/completions",
+            json={"model": "docent", "messages": [{"role": "user", "content": question}], "stream": True},
+            timeout=60,
+        ) as reply:
+            lines = [line.removeprefix("data: ") for line in reply.iter_lines() if line.startswith("data: ")]
+    finally:
+        docent.reset()
+    chunks = [json.loads(line) for line in lines if line != "[DONE]"]
+    end = events[-1].data
+    finishing = next(c for c in chunks if c.get("choices") and c["choices"][0].get("finish_reason") == "stop")
+    assert FABRICATED in invoked["answer"] and FABRICATED in end["answer"]
+    for output, citations in (
+        (invoked, invoked["citations"]),
+        (end, end["citations"]),
+        (completion["docent"], completion["citations"]),
+        (finishing["docent"], finishing["citations"]),
+    ):
+        assert output["unsupported_sentences"] == 1, output
+        cited = [c for c in citations if c["cited"]]
+        assert [(c["n"], c["supported"]) for c in cited] == [(1, True)]
+        assert all(c["supported"] is None for c in citations if not c["cited"])
+    # /v1's Sources block names the cited passage only; `citations` lists every relevant one.
+    text = completion["choices"][0]["message"]["content"]
+    assert text.count("\n[") == 1 and "\n\nSources:\n[1] " in text
+    with closing(sqlite3.connect(docent.data_dir / "docent.sqlite")) as db:
+        stored = db.execute(
+            "SELECT citations FROM turns WHERE answer LIKE ? ORDER BY id", (f"%{FABRICATED}%",)
+        )
+        rows = [json.loads(row[0]) for row in stored]
+    assert rows and all([(c["n"], c["supported"]) for c in r if c["cited"]] == [(1, True)] for r in rows)
 
 
 def test_stream_rejects_an_unknown_model_with_a_400_before_any_event(docent: ModelBackedDocent) -> None:

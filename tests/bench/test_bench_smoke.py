@@ -24,6 +24,8 @@ NEEDS = {
 # Benches that read evaluation data from ../shared (never copied into the repo): skipped without it.
 NEEDS_DATA = {
     "extraction.py": REPO_ROOT.parent / "shared" / "eval" / "article-extraction" / "ground-truth.json",
+    "extractive_answers.py": REPO_ROOT.parent / "shared" / "eval" / "squad-dev" / "qa-dev.jsonl",
+    "citation_support.py": REPO_ROOT.parent / "shared" / "eval" / "squad-dev" / "qa-dev.jsonl",
 }
 SMOKE_TIMEOUT_S = 240
 

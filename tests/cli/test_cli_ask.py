@@ -40,3 +40,24 @@ def test_ask_json_prints_the_invoke_output_and_continues_a_thread(env: dict[str,
     )
     assert second["output"]["thread_id"] == output["thread_id"]
     assert second["output"]["citations"]
+
+
+def test_ask_filter_keeps_every_citation_inside_it(env: dict[str, str]) -> None:
+    done = run_docent(["ask", THERMOSTAT, "--filter", "source=energy_savers,page=17", "--json"], env)
+    assert done.returncode == 0, done.stderr
+    citations = json.loads(done.stdout)["output"]["citations"]
+    assert citations and {(Path(c["source"]).name, c["page"]) for c in citations} == {
+        ("energy_savers.pdf", 17)
+    }
+    other = "Energy-Saving-Trust-Warm-Home-Hacks-guide-final.pdf"
+    repeated = ["--filter", f"source={other}", "--filter", "kind=pdf"]
+    elsewhere = json.loads(run_docent(["ask", THERMOSTAT, *repeated, "--json"], env).stdout)["output"]
+    assert elsewhere["citations"] and {Path(c["source"]).name for c in elsewhere["citations"]} == {other}
+
+
+def test_ask_refuses_a_bad_filter_saying_what_is_wrong(env: dict[str, str]) -> None:
+    done = run_docent(["ask", THERMOSTAT, "--filter", "colour=red"], env)
+    assert done.returncode == 2
+    assert "--filter" in done.stderr and "unknown filter key 'colour'" in done.stderr
+    backwards = run_docent(["ask", THERMOSTAT, "--filter", "page=9-2"], env)
+    assert backwards.returncode == 2 and "page_from (9) is after page_to (2)" in backwards.stderr

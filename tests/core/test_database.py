@@ -22,7 +22,7 @@ from core.storage.db import (
 )
 from core.storage.keys import KeyFileError, KeyRing, KeyTable, hash_key
 from core.storage.records import NO_OWNER, TurnRecord, TurnRecords
-from core.types import AnswerFields, Usage
+from core.types import AnswerFields, Citation, Usage
 
 
 def _answer(text_: str, *, tokens: int | None = None) -> AnswerFields:
@@ -33,12 +33,17 @@ def _answer(text_: str, *, tokens: int | None = None) -> AnswerFields:
     )
     return AnswerFields(
         answer=text_,
-        citations=[{"index": 1, "source": "a.pdf", "page": 2, "snippet": "s"}],  # type: ignore[typeddict-item]
+        citations=[
+            Citation(
+                n=1, source="a.pdf", title="A", page=2, snippet="s", chunk_id="c1", cited=True, supported=True
+            )
+        ],
         model="extractive",
         usage=usage,
         cost=None,
         degraded=False,
         degraded_reason=None,
+        unsupported_sentences=1 if tokens else None,
     )
 
 
@@ -53,6 +58,17 @@ def test_turns_come_back_in_order_with_every_answer_field(engine: Engine) -> Non
     assert got[1].answer["usage"] is None
     info = records.thread("t1")
     assert info is not None and (info.owner, info.title, info.turns) == (NO_OWNER, "first?", 2)
+
+
+def test_citations_stored_before_they_carried_cited_read_back_as_cited(engine: Engine) -> None:
+    """Rows written before `cited` existed listed only the passages the answer cited."""
+    records = TurnRecords(engine)
+    records.add_turn(TurnRecord("t1", "first?", _answer("one"), 1.5))
+    old = '[{"n": 1, "source": "a.pdf", "title": "A", "page": 2, "snippet": "s", "chunk_id": "c1"}]'
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE turns SET citations = :old"), {"old": old})
+    (turn,) = records.turns("t1")
+    assert turn.answer["citations"][0]["cited"] is True and turn.answer["unsupported_sentences"] is None
 
 
 def test_a_thread_is_claimed_once_and_listed_for_its_owner_alone(engine: Engine) -> None:

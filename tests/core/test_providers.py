@@ -13,6 +13,7 @@ from core.answering.pricing import answer_cost
 from core.answering.prompts import build_messages, trim_history
 from core.answering.providers import choose_provider, make_answerers
 from core.retrieval.embedders import make_embedder
+from core.retrieval.onnx_embedder import OnnxMiniLMEmbedder
 from core.settings import Settings
 from core.types import Passage
 from tests.helpers import free_port
@@ -66,10 +67,16 @@ def test_history_is_trimmed_to_whole_recent_turns_within_the_budget() -> None:
     assert trim_history(history[:4], max_turns=1, max_tokens=100) == history[2:4]  # type: ignore[arg-type]
 
 
-def test_citations_are_the_passages_the_answer_cites_or_all_it_was_given() -> None:
-    assert [c["n"] for c in cited_passages("Save 10% [1]. See also [2][1] and [7].", PASSAGES)] == [1, 2]
-    assert [c["n"] for c in cited_passages("An answer without markers.", PASSAGES)] == [1, 2]
+def test_citations_list_every_passage_given_and_mark_those_the_answer_cites() -> None:
+    def marks(text: str) -> list[tuple[int, bool]]:
+        return [(c["n"], c["cited"]) for c in cited_passages(text, PASSAGES, min_score=0.2)]
+
+    assert marks("Save 10% [1]. See also [2][1] and [7].") == [(1, True), (2, True)]
+    assert marks("An answer without markers.") == [(1, False), (2, False)]
+    assert marks("Only the first [1].") == [(1, True), (2, False)]
     assert cited_passages("Only the first [1].", PASSAGES)[0]["chunk_id"] == "c1"
+    # Below the relevance floor a passage is listed only when the answer cites it.
+    assert [c["n"] for c in cited_passages("From the second [2].", PASSAGES, min_score=0.9)] == [2]
 
 
 def test_cost_comes_from_the_price_table_and_local_models_are_free() -> None:
@@ -89,7 +96,8 @@ async def test_ollama_provider_streams_an_answer_with_reported_usage(
     answer = await registry.get(None).answer(REQUEST)
     assert answer.model == "ollama/llama3.2"
     assert answer.text.startswith("Set the thermostat back") and answer.text.endswith("[1]")
-    assert [c["n"] for c in answer.citations] == [1]
+    assert [(c["n"], c["cited"]) for c in answer.citations] == [(1, True), (2, False)]
+    assert answer.unsupported_sentences is None  # no embedder given: not checked
     assert answer.usage is not None and not answer.usage["estimated"]
     assert answer.usage["completion_tokens"] == 13
     assert answer.cost == 0.0 and not answer.degraded
@@ -115,6 +123,32 @@ async def test_openai_provider_reports_the_servers_usage_and_prices_it(
     }
     assert answer.cost == pytest.approx((321 * 0.15 + 13 * 0.60) / 1e6)
     assert script.chat_requests[0]["stream"] is True
+
+
+async def test_an_llm_answers_fabricated_sentence_is_marked_unsupported(
+    scripted_openai: tuple[str, ModelScript], embedder: OnnxMiniLMEmbedder
+) -> None:
+    """The model (a real OpenAI-protocol server on 127.0.0.1) quotes passage 1, then makes a claim passage 1
+    does not hold; both cite [1]."""
+    base, script = scripted_openai
+    fabricated = "The thermostat must be serviced by a licensed plumber every full moon. [1]"
+    script.reply = lambda first: f"{first.split('. ')[0]}. [1] {fabricated}"
+    settings = Settings(
+        llm_provider="openai", openai_base_url=f"{base}/v1", llm_model="gpt-4o-mini", openai_api_key=None
+    )
+    answer = await make_answerers(settings, embedder=embedder).get(None).answer(REQUEST)
+    assert answer.text.startswith("Set the thermostat back 7 to 10 degrees") and "full moon" in answer.text
+    assert answer.unsupported_sentences == 1
+    assert [(c["n"], c["cited"], c.get("supported")) for c in answer.citations] == [
+        (1, True, True),  # one sentence citing it is supported by it
+        (2, False, None),
+    ]
+    script.reply = lambda first: (
+        "Setbacks were banned in 1999. [1] Heat pumps move heat rather than burn fuel. [2]"
+    )
+    answer = await make_answerers(settings, embedder=embedder).get(None).answer(REQUEST)
+    assert answer.unsupported_sentences == 2
+    assert [c.get("supported") for c in answer.citations] == [False, False]
 
 
 def test_ollama_embedder_exposes_model_id_dimension_and_unit_vectors(

@@ -1,15 +1,16 @@
-"""Retrieval evaluation: metrics on hand-made rankings, the input formats, a regression floor on SQuAD."""
+"""Retrieval evaluation: metrics on hand-made rankings, the input formats, regression floors on SQuAD and
+FinanceBench samples, and the command on one and on two corpora."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from core.settings import Settings
+from core.retrieval.filters import SearchFilter, parse_filter
 from core.types import Passage, RetrieverMode
 from evaluation.dataset import (
     DatasetError,
@@ -28,25 +29,21 @@ from evaluation.metrics import (
     mean_reciprocal_rank,
     on_pages,
 )
-from evaluation.runner import EvalIndex, score_retriever, temporary_index
-from tests.helpers import REPO_ROOT, SAMPLE_CORPUS, SHARED, docent_env, run_docent
+from evaluation.runner import EvalIndex, RetrieverScore, score_retriever
+from tests.evaluation.samples import SAMPLE_ARTICLES, SAMPLE_FILINGS, SAMPLE_QUESTIONS, SQUAD
+from tests.helpers import REPO_ROOT, SAMPLE_CORPUS, docent_env, run_docent
 
-SQUAD = SHARED / "eval" / "squad-dev"
 FOLLOWUPS = REPO_ROOT / "evaluation" / "followups.jsonl"
-# Six short articles, each with a follow-up pair in evaluation/followups.jsonl.
-SAMPLE_ARTICLES = (
-    "Amazon_rainforest",
-    "Sky_(United_Kingdom)",
-    "Victoria_(Australia)",
-    "Jacksonville,_Florida",
-    "Intergovernmental_Panel_on_Climate_Change",
-    "Black_Death",
-)
-SAMPLE_QUESTIONS = 150
 # Paragraph hit@5 on that sample (default chunking): 0.927 dense, 0.967 bm25, 0.973 hybrid; floors 0.05 under.
 HIT_AT_5_FLOOR = {"dense": 0.87, "bm25": 0.91, "hybrid": 0.92}
 # Built follow-up queries, hybrid: 5 of the 6 pairs have their gold paragraph in the top 5 (measured 0.833).
 FOLLOW_UP_BUILT_HIT_AT_5_FLOOR = 0.78
+# FinanceBench sample (the 9 questions on SAMPLE_FILINGS, default chunking), measured with
+# `.venv/bin/python -m pytest -q tests/evaluation/test_eval.py -k financebench` on 2026-12-01: document hit@5
+# 1.000 for every retriever, page hit@5 0.778 (7 of 9) for every retriever. Floors 0.01 under: one question
+# lost fails.
+FINANCEBENCH_DOC_HIT_AT_5_FLOOR = {"dense": 0.99, "bm25": 0.99, "hybrid": 0.99}
+FINANCEBENCH_PAGE_HIT_AT_5_FLOOR = {"dense": 0.77, "bm25": 0.77, "hybrid": 0.77}
 
 
 def passage(source: str, *paragraph_ids: str) -> Passage:
@@ -63,9 +60,58 @@ def passage(source: str, *paragraph_ids: str) -> Passage:
     )
 
 
-def write_jsonl(path: Path, items: list[dict[str, object]]) -> Path:
+def write_jsonl(path: Path, items: Sequence[dict[str, object]]) -> Path:
     path.write_text("".join(json.dumps(item) + "\n" for item in items), encoding="utf-8")
     return path
+
+
+class FixedRankings:
+    """A searcher that answers each query with a ranking fixed in advance."""
+
+    def __init__(self, rankings: dict[str, list[Passage]]) -> None:
+        self.rankings = rankings
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int,
+        collection: str,
+        mode: RetrieverMode | None = None,
+        where: SearchFilter | None = None,
+    ) -> list[Passage]:
+        return self.rankings[query][:k]
+
+    def search_all(
+        self,
+        queries: Sequence[str],
+        *,
+        k: int,
+        collection: str,
+        mode: RetrieverMode | None = None,
+        where: SearchFilter | None = None,
+    ) -> list[Passage]:
+        return self.search(queries[0], k=k, collection=collection, mode=mode, where=where)
+
+
+def on_page(source: str, page: int) -> Passage:
+    chunk = passage(source)
+    chunk["page"] = page
+    return chunk
+
+
+SAMPLE_QA: list[dict[str, object]] = [
+    {
+        "question": "What temperature should a hot compost pile reach?",
+        "gold_docs": ["hot-vs-cold-composting"],
+    },
+    {
+        "question": "How much food can red wigglers process?",
+        "gold_docs": ["compost-field-guide.pdf"],
+        "gold_pages": [{"doc": "compost-field-guide.pdf", "page": 2}],
+    },
+]
+"""Two questions on data/sample: one on a web page, one on page 2 of the PDF."""
 
 
 # Metrics on hand-made rankings
@@ -122,6 +168,35 @@ def test_mrr_at_10_averages_reciprocal_first_ranks_and_counts_misses_and_deep_hi
     assert mean_reciprocal_rank([], cutoff=10) == 0.0
 
 
+def test_page_mrr_at_10_averages_the_reciprocal_rank_of_the_first_chunk_of_a_gold_page() -> None:
+    rankings = {
+        "second": [on_page("/d/a.pdf", 1), on_page("/d/a.pdf", 7), on_page("/d/a.pdf", 2)],
+        "first": [on_page("/d/b.pdf", 3), on_page("/d/a.pdf", 3)],
+        "missed": [on_page("/d/a.pdf", 8)] + [on_page("/d/a.pdf", 1)] * 10 + [on_page("/d/a.pdf", 9)],
+        "no pages": [on_page("/d/a.pdf", 1)],
+    }
+    questions = [
+        GoldQuestion("second", gold_docs=("a.pdf",), gold_pages=(("a.pdf", 7), ("a.pdf", 2))),
+        GoldQuestion("first", gold_docs=("b.pdf",), gold_pages=(("b.pdf", 3),)),
+        GoldQuestion("missed", gold_docs=("a.pdf",), gold_pages=(("a.pdf", 9),)),  # rank 12: past MRR@10
+        GoldQuestion("no pages", gold_docs=("a.pdf",)),
+    ]
+    score = score_retriever(FixedRankings(rankings), questions, mode="dense", collection="c", ks=(1, 3, 5))
+    assert score.page_questions == 3
+    assert score.page_mrr_at_10 == pytest.approx((1 / 2 + 1 + 0) / 3, abs=1e-4)
+    assert score.page_hit_at is not None
+    assert [score.page_hit_at[k] for k in (1, 3, 5)] == pytest.approx([1 / 3, 2 / 3, 2 / 3], abs=1e-4)
+    assert score.doc_mrr_at_10 == 1.0  # every first chunk is of a gold document
+
+
+def test_page_figures_are_none_without_gold_pages() -> None:
+    questions = [GoldQuestion("no pages", gold_docs=("a.pdf",))]
+    score = score_retriever(
+        FixedRankings({"no pages": [on_page("/d/a.pdf", 1)]}), questions, mode="dense", collection="c"
+    )
+    assert score.page_questions == 0 and score.page_hit_at is None and score.page_mrr_at_10 is None
+
+
 # Input formats
 
 
@@ -176,21 +251,6 @@ def test_follow_ups_never_name_their_article_and_their_gold_paragraph_exists() -
 # Real runs: a SQuAD sample in a temporary store, and the command on the repo's sample corpus
 
 
-@pytest.fixture(scope="module")
-def squad_index() -> Iterator[EvalIndex]:
-    """Six SQuAD articles ingested with the default chunking into a temporary store."""
-    files = [SQUAD / "corpus_html" / f"{doc_id}.html" for doc_id in SAMPLE_ARTICLES]
-    with temporary_index(files, Settings()) as index:
-        assert index.ingest is not None and not index.ingest.failures
-        yield index
-
-
-@pytest.fixture(scope="module")
-def squad_questions() -> list[GoldQuestion]:
-    questions = [q for q in load_questions(SQUAD / "qa-dev.jsonl") if q.gold_docs[0] in SAMPLE_ARTICLES]
-    return sample(questions, SAMPLE_QUESTIONS, seed=0)
-
-
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
 def test_paragraph_hit_at_5_on_a_squad_sample_stays_above_its_floor(
     squad_index: EvalIndex, squad_questions: list[GoldQuestion], mode: RetrieverMode
@@ -220,21 +280,45 @@ def test_follow_ups_without_history_are_searched_exactly_as_the_bare_follow_up(
     assert score.built.hit_at == score.bare.hit_at and score.built.mrr_at_10 == score.bare.mrr_at_10
 
 
-def test_eval_command_scores_gold_docs_questions_on_a_pdf_and_html_corpus(tmp_path: Path) -> None:
-    qa = write_jsonl(
-        tmp_path / "qa.jsonl",
-        [
-            {
-                "question": "What temperature should a hot compost pile reach?",
-                "gold_docs": ["hot-vs-cold-composting"],
-            },
-            {
-                "question": "How much food can red wigglers process?",
-                "gold_docs": ["compost-field-guide.pdf"],
-                "gold_pages": [{"doc": "compost-field-guide.pdf", "page": 2}],
-            },
-        ],
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_document_and_page_hit_at_5_on_a_financebench_sample_stay_above_their_floors(
+    financebench_index: EvalIndex, financebench_questions: list[GoldQuestion], mode: RetrieverMode
+) -> None:
+    score = score_retriever(
+        financebench_index.searcher,
+        financebench_questions,
+        mode=mode,
+        collection=financebench_index.collection,
     )
+    assert score.questions == score.page_questions == 9 and score.hit_at is None
+    assert score.doc_hit_at[5] >= FINANCEBENCH_DOC_HIT_AT_5_FLOOR[mode], score
+    assert score.page_hit_at is not None, score
+    assert score.page_hit_at[5] >= FINANCEBENCH_PAGE_HIT_AT_5_FLOOR[mode], score
+
+
+def test_a_filter_limits_every_search_of_the_evaluation_to_the_chunks_it_matches(
+    financebench_index: EvalIndex, financebench_questions: list[GoldQuestion]
+) -> None:
+    only_ulta = parse_filter(f"source={SAMPLE_FILINGS[0]}")
+    on_ulta = [q for q in financebench_questions if q.gold_docs == (SAMPLE_FILINGS[0],)]
+    elsewhere = [q for q in financebench_questions if q.gold_docs != (SAMPLE_FILINGS[0],)]
+    assert on_ulta and elsewhere
+
+    def score(questions: list[GoldQuestion]) -> RetrieverScore:
+        return score_retriever(
+            financebench_index.searcher,
+            questions,
+            mode="hybrid",
+            collection=financebench_index.collection,
+            where=only_ulta,
+        )
+
+    assert score(on_ulta).doc_hit_at[1] == 1.0  # every chunk found is of the one filing searched
+    assert score(elsewhere).doc_hit_at[10] == 0.0
+
+
+def test_eval_command_scores_gold_docs_questions_on_a_pdf_and_html_corpus(tmp_path: Path) -> None:
+    qa = write_jsonl(tmp_path / "qa.jsonl", SAMPLE_QA)
     out = tmp_path / "figures.json"
     done = run_docent(
         [
@@ -252,6 +336,7 @@ def test_eval_command_scores_gold_docs_questions_on_a_pdf_and_html_corpus(tmp_pa
     )
     assert done.returncode == 0, done.stderr
     assert "doc hit@5" in done.stdout and "doc MRR@10" in done.stdout and "page hit@5" in done.stdout
+    assert "page MRR@10" in done.stdout and "Mean over" not in done.stdout
     figures = json.loads(out.read_text(encoding="utf-8"))
     assert figures["questions"] == 2 and figures["chunks"] > 0
     assert [r["retriever"] for r in figures["retrievers"]] == ["bm25", "hybrid"]
@@ -259,7 +344,84 @@ def test_eval_command_scores_gold_docs_questions_on_a_pdf_and_html_corpus(tmp_pa
         assert result["hit_at"] is None and result["mrr_at_10"] is None
         assert set(result["doc_hit_at"]) == {"1", "3", "5", "10"}
         assert result["page_questions"] == 1 and result["page_hit_at"]["5"] == 1.0  # page 2 holds the answer
+        assert 0 < result["page_mrr_at_10"] <= 1
+    # One corpus: its figures at the top level, as before, and as the only entry of `corpora`.
+    assert figures["corpora"][0]["retrievers"] == figures["retrievers"] and figures["answers"] is None
+    assert figures["mean"]["corpora"] == 1
+    assert figures["mean"]["retrievers"][1]["doc_hit_at_5"] == figures["retrievers"][1]["doc_hit_at"]["5"]
     assert not (tmp_path / "unused-data").exists()  # the corpus went into a temporary store
+
+
+def test_eval_command_runs_two_corpora_with_answers_and_prints_their_mean(tmp_path: Path) -> None:
+    articles = SAMPLE_ARTICLES[-2:]
+    squad_dir = tmp_path / "squad"
+    squad_dir.mkdir()
+    for doc_id in articles:
+        name = f"{doc_id}.html"
+        (squad_dir / name).write_bytes((SQUAD / "corpus_html" / name).read_bytes())
+    squad_qa = write_jsonl(
+        tmp_path / "squad.jsonl",
+        [
+            {"question": q.question, "answers": list(q.answers), "para_id": q.para_id}
+            for q in load_questions(SQUAD / "qa-dev.jsonl")
+            if q.gold_docs[0] in articles
+        ],
+    )
+    sample_qa = write_jsonl(
+        tmp_path / "sample.jsonl", [{**SAMPLE_QA[0], "answers": ["55\u201365 \u00b0C"]}, SAMPLE_QA[1]]
+    )
+    out = tmp_path / "figures.json"
+    args = ["eval", "--qa", str(squad_qa), "--corpus", str(squad_dir), "--qa", str(sample_qa)]
+    args += ["--corpus", str(SAMPLE_CORPUS), "--retrievers", "bm25,hybrid", "--limit", "20", "--answers"]
+    done = run_docent([*args, "--json", str(out)], docent_env(tmp_path / "unused-data"))
+    assert done.returncode == 0, done.stderr
+    assert "Mean over 2 corpora" in done.stdout and "Answers, mean over 2 corpora" in done.stdout
+    figures = json.loads(out.read_text(encoding="utf-8"))
+    squad, sample_corpus = figures["corpora"]
+    assert (squad["questions"], sample_corpus["questions"]) == (20, 2)  # --limit applies per corpus
+    assert "retrievers" not in figures and figures["limit"] == 20
+    hybrid = figures["mean"]["retrievers"][1]
+    assert hybrid["retriever"] == "hybrid" and hybrid["corpora"] == {"paragraph": 1, "doc": 2, "page": 1}
+    assert hybrid["paragraph_hit_at_5"] == squad["retrievers"][1]["hit_at"]["5"]
+    assert hybrid["page_hit_at_5"] == sample_corpus["retrievers"][1]["page_hit_at"]["5"]
+    doc_hits = [corpus["retrievers"][1]["doc_hit_at"]["5"] for corpus in figures["corpora"]]
+    assert hybrid["doc_hit_at_5"] == pytest.approx(sum(doc_hits) / 2, abs=1e-4)
+    for corpus in figures["corpora"]:
+        answers = corpus["answers"]
+        assert answers["questions"] == corpus["questions"] and answers["models"] == {
+            "extractive": corpus["questions"]
+        }
+    assert squad["answers"]["paragraph_questions"] == 20 and squad["answers"]["page_questions"] == 0
+    assert (
+        sample_corpus["answers"]["answer_questions"] == 1 and sample_corpus["answers"]["page_questions"] == 1
+    )
+    means = figures["mean"]["answers"]
+    assert means["corpora"]["span_f1"] == 2 and means["corpora"]["citations_name_gold_page"] == 1
+    assert means["citations_name_gold_doc"] == pytest.approx(
+        (squad["answers"]["citations_name_gold_doc"] + sample_corpus["answers"]["citations_name_gold_doc"])
+        / 2,
+        abs=1e-4,
+    )
+
+
+def test_eval_command_refuses_question_files_and_corpora_that_do_not_pair(tmp_path: Path) -> None:
+    qa = write_jsonl(tmp_path / "qa.jsonl", [{"question": "Q?", "gold_docs": ["a.pdf"]}])
+    done = run_docent(
+        ["eval", "--qa", str(qa), "--qa", str(qa), "--corpus", str(SAMPLE_CORPUS)],
+        docent_env(tmp_path / "data"),
+    )
+    assert done.returncode == 2
+    assert "2 --qa files but 1 --corpus" in done.stderr
+
+
+def test_eval_command_refuses_a_malformed_filter(tmp_path: Path) -> None:
+    qa = write_jsonl(tmp_path / "qa.jsonl", [{"question": "Q?", "gold_docs": ["a.pdf"]}])
+    done = run_docent(
+        ["eval", "--qa", str(qa), "--corpus", str(SAMPLE_CORPUS), "--filter", "colour=red"],
+        docent_env(tmp_path / "data"),
+    )
+    assert done.returncode == 2
+    assert "unknown filter key 'colour'" in done.stderr
 
 
 def test_eval_command_refuses_both_a_corpus_and_a_collection(tmp_path: Path) -> None:

@@ -30,9 +30,20 @@ async def test_answer_cites_the_passage_that_holds_it(graph: DocentGraph) -> Non
     result = await run_turn(graph, "What temperature should a hot compost pile reach?")
     assert "55" in result.output["answer"]
     assert result.output["model"] == "extractive"
-    assert any(c["source"].endswith("hot-vs-cold-composting.html") for c in result.output["citations"])
+    cited = [c for c in result.output["citations"] if c["cited"]]
+    assert any(c["source"].endswith("hot-vs-cold-composting.html") for c in cited)
     for citation in result.output["citations"]:
-        assert f"[{citation['n']}]" in result.output["answer"]
+        assert (f"[{citation['n']}]" in result.output["answer"]) == citation["cited"]
+    assert all(c["supported"] for c in cited) and result.output["unsupported_sentences"] == 0
+
+
+async def test_the_smelly_compost_question_is_answered_from_the_section_on_smells(graph: DocentGraph) -> None:
+    """Issue 14's example, with every default: the answer opens with the fix the corpus gives for a smelly
+    pile, not with generic sentences."""
+    result = await run_turn(graph, "How do I fix a smelly compost pile?")
+    answer = result.output["answer"]
+    assert answer.startswith(("A rotten-egg smell", "Turn the pile thoroughly")), answer
+    assert "Turn the pile thoroughly and work in dry, coarse browns" in answer
 
 
 async def test_pdf_citations_carry_the_page_number(graph: DocentGraph) -> None:
@@ -76,7 +87,7 @@ async def test_thread_keeps_every_message_and_one_record_per_turn(
 async def test_unrelated_question_says_nothing_was_found(graph: DocentGraph) -> None:
     result = await run_turn(graph, "Who won the 1998 football world cup final?")
     assert result.output["answer"] == NO_ANSWER
-    assert result.output["citations"] == []
+    assert not any(c["cited"] for c in result.output["citations"])
 
 
 async def test_context_knobs_change_k_and_reject_unknown_models(graph: DocentGraph) -> None:

@@ -1,0 +1,135 @@
+"""Do /invoke's citations name the gold? Every question of a set asked over real HTTP, with the defaults.
+
+What it does: fills a data dir with `docent ingest` of the corpus (or reuses `--data-dir` when it already
+holds chunks), starts `docent serve` (real uvicorn, auth off, the configured answerer: extractive without a
+model) on a free loopback port, asks each question on a new thread with POST /invoke, and reports the share
+of answers whose `citations` name a gold document, a gold page (with `gold_pages`) and a gold paragraph
+(with `para_id`), the share whose text cites nothing (`cited` on no citation), and the latency of the
+calls. The server is always stopped. The benchmark prints figures and asserts nothing.
+
+    .venv/bin/python bench/citations_http.py                       # FinanceBench, all 40 questions
+    .venv/bin/python bench/citations_http.py --data-dir /tmp/fb --json /tmp/citations.json
+    .venv/bin/python bench/citations_http.py --smoke               # two SQuAD pages, a few questions
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path, PurePath
+from typing import Any
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path[0] = str(REPO_ROOT)
+
+from bench.support.servers import docent_env, docent_server, run_docent  # noqa: E402
+from evaluation.dataset import GoldQuestion, load_questions, sample  # noqa: E402
+
+SHARED = REPO_ROOT.parent / "shared" / "eval"
+FINANCEBENCH = SHARED / "financebench"
+SQUAD = SHARED / "squad-dev"
+SMOKE_DOCS = ("Amazon_rainforest", "Construction")
+
+
+def names(source: str) -> set[str]:
+    """A cited source's file name and stem (what gold_docs name)."""
+    path = PurePath(source)
+    return {path.name, path.stem}
+
+
+def judge(item: GoldQuestion, output: dict[str, Any]) -> dict[str, bool]:
+    """What the answer's citations name: a gold document, page, paragraph; and whether the text cites."""
+    citations = output.get("citations") or []
+    judged = {
+        "doc": any(names(c["source"]) & set(item.gold_docs) for c in citations),
+        "cites_nothing": not any(c.get("cited", True) for c in citations),
+    }
+    if item.gold_pages:
+        judged["page"] = any(
+            c.get("page") == page and doc in names(c["source"])
+            for c in citations
+            for doc, page in item.gold_pages
+        )
+    return judged
+
+
+def ingest(corpus: list[Path], data_dir: Path, collection: str) -> None:
+    """`docent ingest` of the corpus into data_dir (nothing new when it is already there)."""
+    command = ["ingest", *map(str, corpus), "--collection", collection, "--json"]
+    done = run_docent(command, docent_env(data_dir), timeout=3600)
+    if done.returncode not in (0, 1):  # 1: some source failed, reported below; the rest is searchable
+        raise SystemExit(f"docent ingest failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
+    print(f"ingested {', '.join(map(str, corpus))} into {data_dir}", file=sys.stderr)
+
+
+def ask_all(base: str, questions: list[GoldQuestion]) -> tuple[list[dict[str, bool]], list[float]]:
+    """POST /invoke once per question, each on its own thread; the judgement and the latency of each."""
+    judged: list[dict[str, bool]] = []
+    latency_ms: list[float] = []
+    with httpx.Client(base_url=base, timeout=120) as client:
+        for item in questions:
+            started = time.perf_counter()
+            reply = client.post("/invoke", json={"input": {"message": item.question}})
+            latency_ms.append((time.perf_counter() - started) * 1000)
+            reply.raise_for_status()
+            judged.append(judge(item, reply.json()["output"]))
+    return judged, latency_ms
+
+
+def main() -> None:
+    """Ingest (or reuse), serve, ask, report."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--qa", type=Path, default=FINANCEBENCH / "qa.jsonl")
+    parser.add_argument("--corpus", type=Path, default=FINANCEBENCH / "pdfs")
+    parser.add_argument(
+        "--data-dir", type=Path, help="ingest here, or reuse what is here (default: a temp dir)"
+    )
+    parser.add_argument("--collection", default="docent", help="ingest into and ask this collection")
+    parser.add_argument("--limit", type=int, default=0, help="sampled questions (0: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, dest="json_out")
+    parser.add_argument(
+        "--smoke", action="store_true", help=f"SQuAD pages {', '.join(SMOKE_DOCS)}, 4 questions"
+    )
+    args = parser.parse_args()
+    corpus = [args.corpus]
+    questions = load_questions(args.qa)
+    if args.smoke:
+        corpus = [SQUAD / "corpus_html" / f"{doc}.html" for doc in SMOKE_DOCS]
+        questions = [q for q in load_questions(SQUAD / "qa-dev.jsonl") if set(q.gold_docs) & set(SMOKE_DOCS)][
+            :4
+        ]
+    questions = sample(questions, args.limit or None, args.seed)
+    with tempfile.TemporaryDirectory(prefix="docent-citations-") as tmp:
+        data_dir = args.data_dir or Path(tmp) / "data"
+        ingest(corpus, data_dir, args.collection)
+        with docent_server(data_dir, Path(tmp) / "serve.log", DOCENT_COLLECTION=args.collection) as base:
+            judged, latency_ms = ask_all(base, questions)
+    report: dict[str, Any] = {
+        "qa": str(args.qa),
+        "corpus": [str(c) for c in corpus],
+        "questions": len(judged),
+    }
+    for key in ("doc", "page", "cites_nothing"):
+        values = [j[key] for j in judged if key in j]
+        if values:
+            report[f"citations_name_gold_{key}" if key != "cites_nothing" else key] = round(
+                sum(values) / len(values), 4
+            )
+    report["latency_p50_ms"] = round(statistics.median(latency_ms), 1)
+    for key, value in report.items():
+        print(f"{key}: {value}")
+    if args.json_out:
+        args.json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
