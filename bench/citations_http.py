@@ -1,11 +1,11 @@
 """Do /invoke's citations name the gold? Every question of a set asked over real HTTP, with the defaults.
 
 What it does: fills a data dir with `docent ingest` of the corpus (or reuses `--data-dir` when it already
-holds chunks), starts `docent serve` (real uvicorn, auth off, the configured answerer: extractive without a
-model) on a free loopback port, asks each question on a new thread with POST /invoke, and reports the share
-of answers whose `citations` name a gold document, a gold page (with `gold_pages`) and a gold paragraph
-(with `para_id`), the share whose text cites nothing (`cited` on no citation), and the latency of the
-calls. The server is always stopped. The benchmark prints figures and asserts nothing.
+holds chunks), starts `docent serve` (real uvicorn, auth and rate limits off, the configured answerer:
+extractive without a model) on a free loopback port, asks each question on a new thread with POST /invoke,
+and reports the share of answers whose `citations` name a gold document and a gold page (with
+`gold_pages`), the share whose text cites nothing (`cited` on no citation), and the latency of the calls.
+The server is always stopped. The benchmark prints figures and asserts nothing.
 
     .venv/bin/python bench/citations_http.py                       # FinanceBench, all 40 questions
     .venv/bin/python bench/citations_http.py --data-dir /tmp/fb --json /tmp/citations.json
@@ -111,7 +111,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="docent-citations-") as tmp:
         data_dir = args.data_dir or Path(tmp) / "data"
         ingest(corpus, data_dir, args.collection)
-        with docent_server(data_dir, Path(tmp) / "serve.log", DOCENT_COLLECTION=args.collection) as base:
+        serve_env = {"DOCENT_COLLECTION": args.collection, "DOCENT_RATE_LIMIT_PER_MINUTE": "0"}
+        with docent_server(data_dir, Path(tmp) / "serve.log", **serve_env) as base:
             judged, latency_ms = ask_all(base, questions)
     report: dict[str, Any] = {
         "qa": str(args.qa),

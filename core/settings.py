@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     retriever: Literal["dense", "bm25", "hybrid"] = Field(
         "hybrid", description="Dense (embeddings), BM25 (keywords), or both fused by reciprocal rank fusion."
     )
-    retrieval_depth: int = Field(20, ge=1, le=200, description="Candidates each retriever offers to fusion.")
+    retrieval_depth: int = Field(50, ge=1, le=200, description="Candidates each retriever offers to fusion.")
     rrf_k: int = Field(10, ge=1, description="Reciprocal rank fusion constant (higher: flatter; measured).")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
     bm25_weight: float = Field(

@@ -11,8 +11,8 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
 from core.services import Services
+from core.types import PriorMessage
 from graph.build import build_graph
-from graph.state import PriorMessage
 from graph.turn import run_turn
 from tests.helpers import create_key, docent_server, ingest_sample
 from tests.model_servers import model_backed_docent

@@ -26,6 +26,8 @@ NEEDS_DATA = {
     "extraction.py": REPO_ROOT.parent / "shared" / "eval" / "article-extraction" / "ground-truth.json",
     "extractive_answers.py": REPO_ROOT.parent / "shared" / "eval" / "squad-dev" / "qa-dev.jsonl",
     "citation_support.py": REPO_ROOT.parent / "shared" / "eval" / "squad-dev" / "qa-dev.jsonl",
+    "fusion_grid.py": REPO_ROOT.parent / "shared" / "eval" / "squad-dev" / "qa-dev.jsonl",
+    "citations_http.py": REPO_ROOT.parent / "shared" / "eval" / "squad-dev" / "qa-dev.jsonl",
 }
 SMOKE_TIMEOUT_S = 240
 

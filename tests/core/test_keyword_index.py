@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from core.retrieval.keyword_index import KeywordIndex
+from core.retrieval.keyword_index import KeywordIndex, content_words
 from core.retrieval.onnx_embedder import OnnxMiniLMEmbedder
 from core.services import Services
 from core.settings import Settings
@@ -59,6 +59,25 @@ def test_a_rare_word_outweighs_a_common_one(engine: Engine) -> None:
     ids = [f"c{n}" for n in range(len(texts))]
     keywords.upsert("docent", ids, texts, ["s"] * len(ids))
     assert _ids(keywords.search("docent", "apple durian", 3))[0] == "c8"
+
+
+def test_an_adjective_in_y_also_searches_the_noun_the_stemmers_cannot_reach(engine: Engine) -> None:
+    """ "smelly" stems to "smelli" and never meets "smells": the query adds "smell" (doubled consonant + y),
+    but not "full" for the adverb "fully" or "part" for "party"."""
+    assert content_words("a smelly, grassy and chilly pile") == [
+        "smelly",
+        "smell",
+        "grassy",
+        "grass",
+        "chilly",
+        "chill",
+        "pile",
+    ]
+    assert content_words("fully usually party early") == ["fully", "usually", "party", "early"]
+    keywords = KeywordIndex(engine)
+    texts = ["The pile smells bad when it is too wet.", "A dry pile heats slowly.", "Turn it weekly."]
+    keywords.upsert("docent", ["c1", "c2", "c3"], texts, ["s"] * 3)
+    assert _ids(keywords.search("docent", "How do I fix a smelly compost pile?", 3))[0] == "c1"
 
 
 def test_only_stopwords_or_an_unknown_collection_find_nothing(index: KeywordIndex) -> None:

@@ -167,7 +167,7 @@ def test_events_reach_the_client_as_the_replica_writes_them(path: str) -> None:
 def test_websocket_frames_pass_through_nginx() -> None:
     def echo(socket: ServerConnection) -> None:
         for message in socket:
-            socket.send(f"echo: {message}")
+            socket.send(f"echo: {message if isinstance(message, str) else message.decode()}")
 
     port = free_port()
     with serve(echo, "127.0.0.1", port) as server:

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 
 from core.answering.extractive import NO_ANSWER
@@ -99,7 +99,7 @@ async def test_context_knobs_change_k_and_reject_unknown_models(graph: DocentGra
 
 
 def test_standalone_questions_are_searched_as_asked() -> None:
-    messages = [
+    messages: list[AnyMessage] = [
         HumanMessage("How do I start a worm bin?"),
         AIMessage("..."),
         HumanMessage("What temperature should a hot compost pile reach?"),
