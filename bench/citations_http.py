@@ -20,8 +20,8 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path, PurePath
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import httpx
 
@@ -29,6 +29,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(REPO_ROOT)
 
 from bench.support.servers import docent_env, docent_server, run_docent  # noqa: E402
+from core.types import TurnOutput  # noqa: E402
+from evaluation.answers import JudgedAnswer, judge  # noqa: E402
 from evaluation.dataset import GoldQuestion, load_questions, sample  # noqa: E402
 
 SHARED = REPO_ROOT.parent / "shared" / "eval"
@@ -37,40 +39,32 @@ SQUAD = SHARED / "squad-dev"
 SMOKE_DOCS = ("Amazon_rainforest", "Construction")
 
 
-def names(source: str) -> set[str]:
-    """A cited source's file name and stem (what gold_docs name)."""
-    path = PurePath(source)
-    return {path.name, path.stem}
-
-
-def judge(item: GoldQuestion, output: dict[str, Any]) -> dict[str, bool]:
-    """What the answer's citations name: a gold document, page, paragraph; and whether the text cites."""
-    citations = output.get("citations") or []
-    judged = {
-        "doc": any(names(c["source"]) & set(item.gold_docs) for c in citations),
-        "cites_nothing": not any(c.get("cited", True) for c in citations),
+def judged_shares(judged: list[JudgedAnswer]) -> dict[str, float]:
+    """The shares the report prints: citations naming a gold document / page, answers citing nothing."""
+    shares = {
+        "citations_name_gold_doc": [j.names_gold_doc for j in judged],
+        "citations_name_gold_page": [j.names_gold_page for j in judged if j.names_gold_page is not None],
+        "cites_nothing": [j.cited == 0 for j in judged],
     }
-    if item.gold_pages:
-        judged["page"] = any(
-            c.get("page") == page and doc in names(c["source"])
-            for c in citations
-            for doc, page in item.gold_pages
-        )
-    return judged
+    return {name: round(sum(values) / len(values), 4) for name, values in shares.items() if values}
 
 
 def ingest(corpus: list[Path], data_dir: Path, collection: str) -> None:
     """`docent ingest` of the corpus into data_dir (nothing new when it is already there)."""
     command = ["ingest", *map(str, corpus), "--collection", collection, "--json"]
     done = run_docent(command, docent_env(data_dir), timeout=3600)
-    if done.returncode not in (0, 1):  # 1: some source failed, reported below; the rest is searchable
+    if done.returncode not in (
+        0,
+        1,
+    ):  # 1: some source failed (its reason is in the JSON); the rest is searchable
         raise SystemExit(f"docent ingest failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
     print(f"ingested {', '.join(map(str, corpus))} into {data_dir}", file=sys.stderr)
 
 
-def ask_all(base: str, questions: list[GoldQuestion]) -> tuple[list[dict[str, bool]], list[float]]:
-    """POST /invoke once per question, each on its own thread; the judgement and the latency of each."""
-    judged: list[dict[str, bool]] = []
+def ask_all(base: str, questions: list[GoldQuestion]) -> tuple[list[JudgedAnswer], list[float]]:
+    """POST /invoke once per question, each on its own thread; each answer judged as `docent eval --answers`
+    judges it (from its citations alone: the server's passages are not in the reply), and its latency."""
+    judged: list[JudgedAnswer] = []
     latency_ms: list[float] = []
     with httpx.Client(base_url=base, timeout=120) as client:
         for item in questions:
@@ -78,7 +72,7 @@ def ask_all(base: str, questions: list[GoldQuestion]) -> tuple[list[dict[str, bo
             reply = client.post("/invoke", json={"input": {"message": item.question}})
             latency_ms.append((time.perf_counter() - started) * 1000)
             reply.raise_for_status()
-            judged.append(judge(item, reply.json()["output"]))
+            judged.append(judge(item, cast(TurnOutput, reply.json()["output"]), contexts=[]))
     return judged, latency_ms
 
 
@@ -119,12 +113,7 @@ def main() -> None:
         "corpus": [str(c) for c in corpus],
         "questions": len(judged),
     }
-    for key in ("doc", "page", "cites_nothing"):
-        values = [j[key] for j in judged if key in j]
-        if values:
-            report[f"citations_name_gold_{key}" if key != "cites_nothing" else key] = round(
-                sum(values) / len(values), 4
-            )
+    report.update(judged_shares(judged))
     report["latency_p50_ms"] = round(statistics.median(latency_ms), 1)
     for key, value in report.items():
         print(f"{key}: {value}")

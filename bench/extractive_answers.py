@@ -35,12 +35,7 @@ sys.path[0] = str(REPO_ROOT)
 from core.answering.extractive import NO_ANSWER, ExtractiveAnswerer  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.types import Answer, Passage  # noqa: E402
-from evaluation.answer_metrics import (  # noqa: E402
-    answer_tokens,
-    shortest_answering_span,
-    strip_citations,
-    token_f1,
-)
+from evaluation.answer_metrics import match_answer, word_count  # noqa: E402
 from evaluation.runner import temporary_index  # noqa: E402
 
 SQUAD = REPO_ROOT.parent / "shared" / "eval" / "squad-dev"
@@ -127,20 +122,17 @@ def score(name: str, answerer: Answering, asked: Sequence[Asked]) -> dict[str, A
         if not item.inside:
             refused_out += refused
             continue
-        text = strip_citations(answer.text)
-        tokens = answer_tokens(text)
-        golds = [answer_tokens(gold) for gold in item.answers]
         if refused:
             refused_in += 1
             whole.append(0.0)
             span.append(0.0)
             contains.append(0.0)
             continue
-        whole.append(max(token_f1(tokens, gold) for gold in golds))
-        span.append(max(shortest_answering_span(tokens, gold).f1 for gold in golds))
-        joined = " ".join(tokens)
-        contains.append(float(any(" ".join(gold) in joined for gold in golds if gold)))
-        words.append(len(text.split()))
+        match = match_answer(answer.text, item.answers)  # as `docent eval --answers` scores it
+        whole.append(match.answer_f1)
+        span.append(match.span_f1)
+        contains.append(float(match.contains_gold))
+        words.append(word_count(answer.text))
     inside = sum(item.inside for item in asked)
     return {
         "answerer": name,
