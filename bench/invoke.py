@@ -6,21 +6,39 @@ What it does, in order:
    (default: `../shared/corpus/energy-saving` and `data/sample`, relative to the repository root), and an
    API key with the `query` scope in a temporary keys file (DOCENT_API_KEYS_FILE).
 2. Service: `docent serve` (real uvicorn, auth as configured: on by default) on a free loopback port, in its
-   own session; it is always stopped at the end, on errors and on Ctrl-C too. After a warm-up,
-   `--requests` POST /invoke calls are made at each `--concurrency` level with httpx.AsyncClient, sending
-   the key and cycling a fixed list of questions about the corpus. Every reply must be 200 with an answer;
-   anything else counts as an error.
+   own session; it is always stopped at the end, on errors and on Ctrl-C too. After a warm-up, `--requests`
+   POST /invoke calls are made at each `--concurrency` level (default 1, 8, 32: the overhead at c=1,
+   throughput at 8 and 32) with httpx.AsyncClient, sending the key and cycling a fixed list of questions about
+   the corpus. Every reply must be 200 with an answer; anything else counts as an error.
 3. Floor: in-process, opened like the server (`open_docent`), with the same corpus and settings, the time
-   of one query embedding plus one Chroma query (`services.retriever.search`), which every /invoke pays;
-   also a full graph turn without HTTP.
+   of one query embedding plus one Chroma query (the plain embedder, without the query path's cache and
+   batcher, then `vectors.search`), which a question never asked before pays; also a full graph turn
+   without HTTP.
 4. Report: p50, p95, p99, mean and throughput per level, the floor, and the overhead of the service
    over the floor at concurrency 1. `--json OUT` writes every figure.
+5. Baseline (`--baseline-ref REF`, a git ref or commit): after all of the above for the working tree, the same
+   measurement for REF's code, and the ratios new/baseline of the floor p50, the c=1 p50, the overhead p50,
+   and per level the server CPU ms/request and the throughput. REF is checked out with `git worktree add
+   --detach` in the temporary directory (removed with `git worktree remove --force` at the end, on errors and
+   on Ctrl-C too), and REF's own `bench/invoke.py` runs there as a subprocess (cwd the worktree, its own
+   session, interrupted with SIGINT if this bench is) with the same corpus (absolute paths), --requests,
+   --concurrency, --warmup, --floor-repeats, --timeout and flags, where REF's bench has those options (its
+   `--help` says), and `--json`, which this bench reads; it ingests into a temporary data dir of its own
+   (never `--data-dir`). The repo's .env, if any, is copied into the worktree. REF's code really is what runs:
+   the subprocess gets PYTHONPATH=<worktree>, whose entries precede site-packages on sys.path, and the venv's
+   editable install is a finder appended at the end of sys.meta_path (`__editable___docent_rag_0_1_0_finder`),
+   after the PathFinder that searches sys.path, so `core`, `cli`, `graph`, ... resolve to the worktree, in
+   REF's bench (its in-process floor) and in the `docent ingest` / `docent serve` it starts from the venv bin
+   (the console script does `from cli.main import main`; the environment, PYTHONPATH included, is inherited).
+   `--json` puts REF's report under "baseline" (with "git": ref and commit) and the ratios under
+   "vs_baseline". The two runs follow each other, so a change of machine load between them skews the ratios.
 
 The extractive answerer is used (no LLM) and rate limiting is off, unless DOCENT_LLM_PROVIDER or
 DOCENT_RATE_LIMIT_PER_MINUTE say otherwise. The benchmark prints figures and asserts nothing about speed.
 
     .venv/bin/python bench/invoke.py
     .venv/bin/python bench/invoke.py --requests 500 --concurrency 1,4,8 --json /tmp/invoke.json
+    .venv/bin/python bench/invoke.py --baseline-ref HEAD~1 --json /tmp/invoke.json  # this tree vs HEAD~1
     .venv/bin/python bench/invoke.py --smoke    # data/sample, a few requests: does the bench work at all?
 """
 
@@ -33,11 +51,14 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -327,8 +348,8 @@ async def warm_up(base: str, key: str, count: int, request_timeout: float) -> in
 def measure_floor(settings: Settings, *, repeats: int, warmup: int, graph_turns: bool) -> FloorResult:
     """In-process: embed one query + one Chroma query, with the server's settings, over the questions.
 
-    Each repetition times, back to back, `retriever.search` (the floor), its two parts apart, and (unless
-    disabled) a full graph turn, so that all series see the same machine load. The heavy imports
+    Each repetition times, back to back, the embedding and the Chroma query (together, the floor), and
+    (unless disabled) a full graph turn, so that all series see the same machine load. The heavy imports
     (onnxruntime, chromadb, langgraph) happen here, after the server is stopped, so that the load
     generator stays light while the service is being measured.
     """
@@ -355,8 +376,8 @@ async def _floor_series(
         services, graph = docent.services, docent.graph
         for index in range(warmup + repeats):
             question = QUESTIONS[index % len(QUESTIONS)]
-            start = time.perf_counter()
-            services.retriever.search(question, k=k, collection=collection, mode="dense")
+            # The floor is the plain embedder (no cache, no batcher) and one Chroma query: what a request
+            # that shares nothing with an earlier one pays at least.
             floor = time.perf_counter()
             vector = services.embedder.embed([question])[0]
             embedded = time.perf_counter()
@@ -366,11 +387,201 @@ async def _floor_series(
                 await run_turn(graph, question)
             turned = time.perf_counter()
             if index >= warmup:
-                series["retrieve"].append(floor - start)
+                series["retrieve"].append(queried - floor)
                 series["embed"].append(embedded - floor)
                 series["chroma_query"].append(queried - embedded)
                 series["graph_turn"].append(turned - queried)
     return series
+
+
+# --------------------------------------------------------------------------------------------- baseline
+
+
+def git(*args: str) -> subprocess.CompletedProcess[str]:
+    """`git -C <repo root> ARGS`, output captured."""
+    return subprocess.run(
+        ["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def resolve_ref(ref: str) -> str | None:
+    """The commit a git ref names in this repository; None when it names none."""
+    done = git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+
+@contextlib.contextmanager
+def baseline_worktree(tree: Path, commit: str) -> Iterator[Path]:
+    """A detached `git worktree` of commit at tree, always removed afterwards (errors and Ctrl-C too)."""
+    try:
+        added = git("worktree", "add", "--detach", str(tree), commit)
+        if added.returncode != 0:
+            raise RuntimeError(f"git worktree add {tree} {commit} failed: {added.stderr.strip()}")
+        yield tree
+    finally:
+        if git("worktree", "remove", "--force", str(tree)).returncode != 0:
+            shutil.rmtree(tree, ignore_errors=True)
+            git("worktree", "prune")
+
+
+def baseline_env(tree: Path) -> dict[str, str]:
+    """This environment with the worktree first on PYTHONPATH: REF's bench, and the `docent` commands it
+    starts from the venv bin (which inherit it), import REF's packages, not the editable install's."""
+    paths = [str(tree), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1"}
+
+
+def bench_options(script: Path, env: dict[str, str]) -> set[str]:
+    """The long options that a bench script's `--help` lists."""
+    done = subprocess.run(
+        [sys.executable, str(script), "--help"],
+        cwd=script.parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return set(re.findall(r"^\s+(?:-\w+, )?(--[\w-]+)", done.stdout, re.M))
+
+
+def baseline_command(
+    args: argparse.Namespace, corpus: Sequence[Path], script: Path, out: Path, supported: set[str]
+) -> tuple[list[str], list[str]]:
+    """REF's bench with this run's options, those that it has; and the options it lacks."""
+    options: list[tuple[str, list[str]]] = [("--corpus", [str(path)]) for path in corpus]
+    options += [
+        ("--requests", [str(args.requests)]),
+        ("--concurrency", [",".join(map(str, args.levels))]),
+        ("--warmup", [str(args.warmup)]),
+        ("--floor-repeats", [str(args.floor_repeats)]),
+        ("--timeout", [str(args.timeout)]),
+    ]
+    options += [("--same-thread", [])] if args.same_thread else []
+    options += [("--no-graph-turn", [])] if args.no_graph_turn else []
+    command = [sys.executable, str(script), "--json", str(out)]
+    lacking: list[str] = []
+    for flag, values in options:
+        if flag in supported:
+            command += [flag, *values]
+        elif flag not in lacking:
+            lacking.append(flag)
+    return command, lacking
+
+
+def run_interruptible(command: list[str], cwd: Path, env: dict[str, str]) -> int:
+    """Run command in its own session; if this bench is interrupted, pass one SIGINT on to it (its
+    `finally` stops its server), wait for it, and re-raise."""
+    process = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True)
+    try:
+        return process.wait()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        raise
+
+
+def measure_baseline(
+    args: argparse.Namespace, corpus: Sequence[Path], work: Path, ref: str, commit: str
+) -> tuple[int, dict[str, Any] | None]:
+    """Run REF's own bench/invoke.py on REF's code in a worktree; its exit status and JSON report (None
+    when there is none)."""
+    out = work / "baseline.json"
+    print(f"\n===== baseline: {ref} ({commit[:12]}), its own bench/invoke.py and code =====", flush=True)
+    with baseline_worktree(work / "baseline", commit) as tree:
+        script = tree / "bench" / "invoke.py"
+        if not script.exists():
+            print(f"baseline: {ref} has no bench/invoke.py, nothing to compare", file=sys.stderr)
+            return 2, None
+        if (REPO_ROOT / ".env").exists():  # ignored by git: the settings must be the same on both sides
+            shutil.copy2(REPO_ROOT / ".env", tree / ".env")
+        env = baseline_env(tree)
+        supported = bench_options(script, env)
+        if "--json" not in supported:
+            print(f"baseline: {ref}'s bench/invoke.py has no --json, nothing to compare", file=sys.stderr)
+            return 2, None
+        command, lacking = baseline_command(args, corpus, script, out, supported)
+        if lacking:
+            print(f"baseline: {ref}'s bench has no {', '.join(lacking)}: its defaults apply", flush=True)
+        status = run_interruptible(command, tree, env)
+    try:
+        baseline: dict[str, Any] = json.loads(out.read_text())
+    except (OSError, ValueError):
+        print(f"baseline: {ref}'s bench exited {status} without a JSON report", file=sys.stderr)
+        return status or 2, None
+    baseline["git"] = {"ref": ref, "commit": commit}
+    return status, baseline
+
+
+def _figure(report: dict[str, Any] | None, *keys: str) -> float | None:
+    """report[keys[0]][keys[1]]... as a float; None where absent."""
+    value: Any = report
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _pair(new: float | None, old: float | None) -> dict[str, float | None]:
+    """Both figures and new / old (None unless both are finite and old > 0)."""
+    if new is None or old is None or not (math.isfinite(new) and math.isfinite(old) and old > 0):
+        return {"new": new, "baseline": old, "ratio": None}
+    return {"new": new, "baseline": old, "ratio": new / old}
+
+
+def compare(report: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """Ratios new / baseline: floor p50, c=1 p50, overhead p50, and per level server CPU and throughput."""
+    new = {int(r["concurrency"]): r for r in report.get("http", [])}
+    old = {int(r["concurrency"]): r for r in baseline.get("http", [])}
+    levels = sorted(new.keys() | old.keys())
+    return {
+        "floor_p50_ms": _pair(
+            _figure(report, "floor", "retrieve", "p50_ms"), _figure(baseline, "floor", "retrieve", "p50_ms")
+        ),
+        "c1_p50_ms": _pair(
+            _figure(new.get(1), "latency", "p50_ms"), _figure(old.get(1), "latency", "p50_ms")
+        ),
+        "overhead_c1_p50_ms": _pair(
+            _figure(report, "overhead_c1", "p50_ms"), _figure(baseline, "overhead_c1", "p50_ms")
+        ),
+        "server_cpu_ms_per_request": {
+            str(level): _pair(
+                _figure(new.get(level), "server_cpu_ms_per_request"),
+                _figure(old.get(level), "server_cpu_ms_per_request"),
+            )
+            for level in levels
+        },
+        "throughput_rps": {
+            str(level): _pair(
+                _figure(new.get(level), "throughput_rps"), _figure(old.get(level), "throughput_rps")
+            )
+            for level in levels
+        },
+    }
+
+
+def print_comparison(vs: dict[str, Any], ref: str, commit: str) -> None:
+    """The comparison as a table."""
+
+    def shown(value: float | None, digits: int) -> str:
+        return f"{value:10.{digits}f}" if value is not None else f"{'n/a':>10}"
+
+    rows = [
+        ("floor p50 (ms)", vs["floor_p50_ms"]),
+        ("c=1 p50 (ms)", vs["c1_p50_ms"]),
+        ("overhead p50 at c=1 (ms)", vs["overhead_c1_p50_ms"]),
+        *((f"server CPU/request c={c} (ms)", pair) for c, pair in vs["server_cpu_ms_per_request"].items()),
+        *((f"throughput c={c} (req/s)", pair) for c, pair in vs["throughput_rps"].items()),
+    ]
+    print(f"\nWorking tree vs baseline {ref} ({commit[:12]}): ratio new / baseline")
+    print("  (ms: below 1 is better; req/s: above 1 is better)")
+    print(f"  {'':<32}{'new':>10}{'baseline':>10}{'ratio':>10}")
+    for label, pair in rows:
+        print(f"  {label:<32}{shown(pair['new'], 1)}{shown(pair['baseline'], 1)}{shown(pair['ratio'], 3)}")
 
 
 # ----------------------------------------------------------------------------------------------- report
@@ -404,7 +615,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--requests", type=int, default=200, help="measured requests per level (default 200)")
     parser.add_argument(
-        "--concurrency", default="1,8", help="comma-separated concurrency levels (default 1,8)"
+        "--concurrency",
+        default="1,8,32",
+        help="comma-separated concurrency levels (default 1,8,32: c=1 overhead, c=8 and c=32 throughput)",
     )
     parser.add_argument("--warmup", type=int, default=10, help="unmeasured requests first (default 10)")
     parser.add_argument(
@@ -420,6 +633,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="per-request timeout in seconds")
     parser.add_argument("--json", dest="json_out", type=Path, metavar="OUT", help="write all figures as JSON")
+    parser.add_argument(
+        "--baseline-ref",
+        metavar="REF",
+        help="then measure the same for git REF's code (e.g. HEAD~1) and compare (ratio new/baseline)",
+    )
     parser.add_argument(
         "--smoke",
         action="store_true",
@@ -448,11 +666,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"corpus path not found: {', '.join(missing)}", file=sys.stderr)
         return 2
+    commit = resolve_ref(args.baseline_ref) if args.baseline_ref else None
+    if args.baseline_ref and commit is None:
+        print(f"--baseline-ref: {args.baseline_ref!r} is not a commit of {REPO_ROOT}", file=sys.stderr)
+        return 2
     work = Path(tempfile.mkdtemp(prefix="docent-bench-"))
     data_dir = args.data_dir.resolve() if args.data_dir else work / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _run(args, corpus, data_dir, work)
+        status, report = _run(args, corpus, data_dir, work)
+        if args.baseline_ref and commit:
+            baseline_status, baseline = measure_baseline(args, corpus, work, args.baseline_ref, commit)
+            status = max(status, baseline_status)
+            if baseline is not None:
+                report["baseline"] = baseline
+                report["vs_baseline"] = compare(report, baseline)
+                print_comparison(report["vs_baseline"], args.baseline_ref, commit)
+        if args.json_out:
+            args.json_out.parent.mkdir(parents=True, exist_ok=True)
+            args.json_out.write_text(json.dumps(report, indent=2, allow_nan=True) + "\n")
+            print(f"\nJSON written to {args.json_out}")
+        return status
     except KeyboardInterrupt:
         print("\ninterrupted; server stopped", file=sys.stderr)
         return 130
@@ -460,7 +694,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _run(args: argparse.Namespace, corpus: list[Path], data_dir: Path, work: Path) -> int:
+def _run(
+    args: argparse.Namespace, corpus: list[Path], data_dir: Path, work: Path
+) -> tuple[int, dict[str, Any]]:
+    """Measure the working tree's code; the exit status (1 when requests failed) and the JSON report."""
     keys_file = work / "api_keys.json"  # temporary, also with --data-dir: the key is this run's alone
     env = docent_env(data_dir, keys_file)
     server = server_settings(data_dir, keys_file)
@@ -575,32 +812,28 @@ def _run(args: argparse.Namespace, corpus: list[Path], data_dir: Path, work: Pat
         )
 
     print(f"\nload avg   : {load_average()} at the end")
-    if args.json_out:
-        report = {
-            "machine": {
-                "cpu_count": cpus,
-                "platform": platform.platform(),
-                "python": platform.python_version(),
-            },
-            "settings": settings,
-            "run": {
-                "requests": args.requests,
-                "concurrency": args.levels,
-                "warmup": args.warmup,
-                "same_thread": args.same_thread,
-                "questions": list(QUESTIONS),
-                "corpus": [str(p) for p in corpus],
-                "data_dir": str(data_dir),
-            },
-            "ingest": {"seconds": ingest_s, "summary": ingested},
-            "http": [asdict(r) for r in levels],
-            "floor": asdict(floor),
-            "overhead_c1": overhead,
-        }
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(report, indent=2, allow_nan=True) + "\n")
-        print(f"\nJSON written to {args.json_out}")
-    return 1 if any(r.errors for r in levels) else 0
+    report = {
+        "machine": {
+            "cpu_count": cpus,
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "settings": settings,
+        "run": {
+            "requests": args.requests,
+            "concurrency": args.levels,
+            "warmup": args.warmup,
+            "same_thread": args.same_thread,
+            "questions": list(QUESTIONS),
+            "corpus": [str(p) for p in corpus],
+            "data_dir": str(data_dir),
+        },
+        "ingest": {"seconds": ingest_s, "summary": ingested},
+        "http": [asdict(r) for r in levels],
+        "floor": asdict(floor),
+        "overhead_c1": overhead,
+    }
+    return (1 if any(r.errors for r in levels) else 0), report
 
 
 if __name__ == "__main__":

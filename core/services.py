@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from core.answering.providers import AnswererRegistry
     from core.retrieval.chunk_store import ChunkStore
     from core.retrieval.keyword_index import KeywordIndex
+    from core.retrieval.query_embedder import QueryEmbedder
     from core.retrieval.rerank import Reranker
     from core.retrieval.retriever import Retriever
     from core.retrieval.vector_store import VectorStore
@@ -81,6 +82,24 @@ class Services:
         )
 
     @property
+    def query_embedder(self) -> QueryEmbedder:
+        """The query path's embedder (retrieval, the extractive answerer, citation checks): the configured
+        one behind a vector cache and a micro-batcher. Ingestion uses `embedder`."""
+        from core.retrieval.query_embedder import QueryEmbedder
+
+        settings = self.settings
+        return self._once(
+            "query_embedder",
+            lambda: QueryEmbedder(
+                self.embedder,
+                cache_size=settings.query_cache_size,
+                window_s=settings.embed_batch_window_ms / 1000,
+                max_batch=settings.embed_batch_max,
+                lowercase=settings.embeddings_provider == "onnx",  # MiniLM's tokenizer lowercases
+            ),
+        )
+
+    @property
     def keywords(self) -> KeywordIndex:
         """The BM25 keyword index on the relational database (SQLite FTS5, or PostgreSQL full-text search)."""
         from core.retrieval.keyword_index import KeywordIndex
@@ -120,7 +139,7 @@ class Services:
         from core.retrieval.retriever import Retriever
 
         return self._once(
-            "retriever", lambda: Retriever(self.embedder, self.store, self.settings, self.reranker)
+            "retriever", lambda: Retriever(self.query_embedder, self.store, self.settings, self.reranker)
         )
 
     @property
@@ -138,7 +157,7 @@ class Services:
         checks use the process's embedder."""
         from core.answering.providers import make_answerers
 
-        embedder = self.embedder
+        embedder = self.query_embedder
         return self._once("answerers", lambda: make_answerers(self.settings, embedder=embedder))
 
     @property
@@ -159,7 +178,7 @@ class Services:
         """Close what was opened (files, connections); safe to call twice."""
         with self._lock:
             opened, self._opened = self._opened, {}
-        for name in ("retriever", "records", "keywords"):
+        for name in ("retriever", "query_embedder", "records", "keywords"):
             resource = opened.get(name)
             if resource is not None:
                 resource.close()

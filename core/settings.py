@@ -61,6 +61,17 @@ class Settings(BaseSettings):
     embedding_max_tokens: int = Field(
         256, ge=16, le=512, description="Word pieces kept per text (model limit 512)."
     )
+    query_cache_size: int = Field(
+        4096, ge=0, description="Query and answer-sentence vectors kept in memory per process (0: no cache)."
+    )
+    embed_batch_window_ms: float = Field(
+        0.0,
+        ge=0,
+        le=50,
+        description="How long the query path's embedder waits for other requests' texts to embed them "
+        "in one run (0: only those already waiting).",
+    )
+    embed_batch_max: int = Field(8, ge=1, description="Texts that end the query embedder's wait at once.")
 
     # Ingestion
     chunk_size: int = Field(
@@ -181,6 +192,13 @@ class Settings(BaseSettings):
     )
     answer_sentences: int = Field(
         3, ge=1, le=10, description="Sentences the extractive answerer quotes at most."
+    )
+    extractive_dense_candidates: int = Field(
+        8,
+        ge=0,
+        le=32,
+        description="Sentences the extractive answerer embeds per answer to rescore them (0: term overlap "
+        "alone; each costs about one query embedding).",
     )
 
     # Safe URL fetching (ingest/fetch.py)

@@ -13,7 +13,7 @@ from langchain_openai import ChatOpenAI
 
 from core.answering.base import Answerer
 from core.answering.chat import ChatAnswerer, PromptOptions, ResilientAnswerer
-from core.answering.extractive import ExtractiveAnswerer
+from core.answering.extractive import ExtractiveAnswerer, Scoring
 from core.answering.llama_local import LlamaCppChat, load_llama, smollm2_path
 from core.answering.pricing import DEFAULT_PRICES
 from core.answering.resilience import RetryPolicy
@@ -83,8 +83,12 @@ def make_answerers(settings: Settings, *, embedder: Embedder | None = None) -> A
     from the composition root) scores the extractive answer's sentences and checks LLM answers' citations;
     without it the extractive answerer ranks by term overlap alone and LLM answers go unchecked.
     """
+    candidates = settings.extractive_dense_candidates
     extractive = ExtractiveAnswerer(
-        max_sentences=settings.answer_sentences, min_score=settings.min_score, embedder=embedder
+        max_sentences=settings.answer_sentences,
+        min_score=settings.min_score,
+        embedder=embedder if candidates else None,
+        scoring=Scoring(candidates=candidates) if candidates else None,
     )
     checker = SupportChecker(embedder) if embedder is not None else None
     primary = choose_provider(settings)

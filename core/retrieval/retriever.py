@@ -138,16 +138,13 @@ class Retriever:
             for n, vector in enumerate(matrix)
         ]
         if len(ranked_lists) == 1:
-            ranked, known = ranked_lists[0]
-        else:  # a passage's score is its best cosine over every query: read them all again below
-            ranked, known = (
-                reciprocal_rank_fusion([(r, 1.0) for r, _ in ranked_lists], self._settings.rrf_k),
-                {},
-            )
+            ranked = ranked_lists[0]
+        else:
+            ranked = reciprocal_rank_fusion([(r, 1.0) for r in ranked_lists], self._settings.rrf_k)
         top = ranked[: self._candidates(k)]
-        found = {i: known[i] for i in top if i in known}
-        if missing := [i for i in top if i not in found]:  # BM25-only hits: one more read for their text
-            found.update(vectors.passages(collection, missing, matrix))
+        # The rankings carry ids alone (text and metadata for 50 candidates cost more than the search): one
+        # read for the few kept, each scored by its best cosine over the queries.
+        found = vectors.passages(collection, top, matrix)
         return self._reranked(queries[0], [self._shown(found[i]) for i in top if i in found], k)
 
     def _candidates(self, k: int) -> int:
@@ -181,21 +178,19 @@ class Retriever:
         mode: RetrieverMode,
         depth: int,
         where: SearchFilter | None,
-    ) -> tuple[list[str], dict[str, Passage]]:
-        """Chunk ids, best first, for one query in one mode (its BM25 search already started), and the
-        passages the dense search returned with them (scored against this query)."""
+    ) -> list[str]:
+        """Chunk ids, best first, for one query in one mode (its BM25 search already started)."""
         if mode == "bm25":
             assert keyword_search is not None
-            return [i for i, _ in keyword_search.result()], {}
-        dense = {p["chunk_id"]: p for p in self._store.vectors.search(collection, vector, depth, where=where)}
+            return [i for i, _ in keyword_search.result()]
+        dense = [i for i, _ in self._store.vectors.nearest(collection, vector, depth, where=where)]
         if mode == "dense" or keyword_search is None:
-            return list(dense), dense
+            return dense
         keyword_hits = keyword_search.result()
-        fused = reciprocal_rank_fusion(
+        return reciprocal_rank_fusion(
             [
-                (list(dense), self._settings.dense_weight),
+                (dense, self._settings.dense_weight),
                 ([i for i, _ in keyword_hits], bm25_weight(keyword_hits, self._settings)),
             ],
             self._settings.rrf_k,
         )
-        return fused, dense

@@ -620,6 +620,23 @@ class VectorStore:
 
         return self._call("search", search)
 
+    def nearest(
+        self, name: str, query: np.ndarray, k: int, *, where: SearchFilter | None = None
+    ) -> list[tuple[str, float]]:
+        """As `search`, the ids and cosine similarities alone (a deep candidate list reads no text)."""
+        chroma_filter = chroma_where(where)
+
+        def nearest(client: ClientAPI, generation: int) -> list[tuple[str, float]]:
+            if (collection := self._existing(client, generation, name)) is None:
+                return []
+            result = collection.query(
+                query_embeddings=query.reshape(1, -1), n_results=k, where=chroma_filter, include=["distances"]
+            )
+            distances = (result["distances"] or [[]])[0]
+            return [(i, 1.0 - float(d)) for i, d in zip(result["ids"][0], distances, strict=True)]
+
+        return self._call("search", nearest)
+
     def close(self) -> None:
         """Release the client (an embedded store's files close with the process's last client)."""
         with self._client_lock:

@@ -5,6 +5,7 @@ The smokes check that each bench still works end to end; they assert nothing abo
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -66,3 +67,29 @@ def test_bench_smoke_mode_exits_0(bench: Path) -> None:
     assert done.returncode == 0, f"{bench.name} --smoke exited {done.returncode}\n{output}"
     assert done.stdout.strip(), f"{bench.name} --smoke reported no figures\n{output}"
     print(f"{bench.name} --smoke: {time.monotonic() - started:.1f}s")
+
+
+@pytest.mark.timeout(2 * SMOKE_TIMEOUT_S + 30)
+def test_invoke_baseline_ref_measures_the_ref_too_and_removes_its_worktree(tmp_path: Path) -> None:
+    """`bench/invoke.py --smoke --baseline-ref HEAD`: HEAD's own bench runs in a git worktree, its report and
+    the ratios land in the JSON, and the worktree is gone afterwards."""
+    out = tmp_path / "invoke.json"
+    done = subprocess.run(
+        [sys.executable, "bench/invoke.py", "--smoke", "--baseline-ref", "HEAD", "--json", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=2 * SMOKE_TIMEOUT_S,
+        check=False,
+    )
+    output = f"--- stdout ---\n{done.stdout[-6000:]}\n--- stderr ---\n{done.stderr[-6000:]}"
+    assert done.returncode == 0, output
+    report = json.loads(out.read_text())
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert report["baseline"]["git"] == {"ref": "HEAD", "commit": head.stdout.strip()}
+    assert [level["concurrency"] for level in report["baseline"]["http"]] == [1, 2], output
+    vs = report["vs_baseline"]
+    assert vs["c1_p50_ms"]["ratio"] > 0 and vs["floor_p50_ms"]["ratio"] > 0, vs
+    assert set(vs["throughput_rps"]) == set(vs["server_cpu_ms_per_request"]) == {"1", "2"}, vs
+    worktrees = subprocess.run(["git", "worktree", "list"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert "docent-bench-" not in worktrees.stdout, worktrees.stdout

@@ -177,3 +177,20 @@ def test_a_best_sentence_under_the_measured_floor_means_the_documents_do_not_hol
     assert ExtractiveAnswerer(embedder=embedder).answer_now(question, passages).text == NO_ANSWER
     unfloored = ExtractiveAnswerer(embedder=embedder, scoring=Scoring(floor=0.0))
     assert unfloored.answer_now(question, passages).text.startswith("Soil on a river bank")
+
+
+def test_dense_candidates_setting_bounds_the_embedded_sentences_and_zero_embeds_nothing(
+    embedder: OnnxMiniLMEmbedder,
+) -> None:
+    from core.answering.providers import make_answerers
+    from core.settings import Settings
+
+    sentences = " ".join(f"Compost pile note {i} says the pile needs turning now." for i in range(30))
+    question = "Does the compost pile need turning?"
+    for candidates, batches in ((3, [4]), (0, [])):
+        counting = CountingEmbedder(embedder)
+        registry = make_answerers(Settings(extractive_dense_candidates=candidates), embedder=counting)
+        answerer = registry.get("extractive")
+        assert isinstance(answerer, ExtractiveAnswerer)
+        assert answerer.answer_now(question, [passage(sentences)]).text != NO_ANSWER
+        assert counting.batches == batches
