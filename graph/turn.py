@@ -269,32 +269,26 @@ async def _graph_parts(
     the turn is then answered, and the graph is let finish (a record and its checkpoint, both or neither).
     """
     parts: asyncio.Queue[tuple[str, Any] | BaseException | None] = asyncio.Queue()
-    stream_mode = list(modes)
+    # Two runs, each checkpointed once, when it exits ("exit" durability): the first stops before persist,
+    # with the answer in its checkpoint; the second runs persist, which writes the record, and checkpoints the
+    # finished turn. A process killed after the record is written so loses neither, as with a checkpoint per
+    # step ("sync"), for two checkpoint writes a turn instead of six and their writes.
+    runs: tuple[tuple[InputState | None, dict[str, Any]], ...] = (
+        (state, {"interrupt_before": list(ANSWERED)}),
+        (None, {}),
+    )
 
     async def produce() -> None:
         try:
-            # Two runs, each checkpointed once, when it exits ("exit" durability): the first stops before
-            # persist, with the answer in its checkpoint; the second writes the record and checkpoints the
-            # finished turn. A process killed after the record is written so loses neither, as with a
-            # checkpoint per step ("sync"), for two checkpoint writes a turn instead of six and their writes.
-            answering = graph.astream(  # type: ignore[call-overload]
-                state,
-                config,
-                context=context,
-                stream_mode=stream_mode,
-                durability="exit",
-                interrupt_before=list(ANSWERED),
-            )
-            async for part in cast(AsyncIterator[tuple[str, Any]], answering):
-                if part[0] in modes and not _is_interrupt(part):
-                    parts.put_nowait(part)
-            turn.persisting = True
-            recording = graph.astream(  # type: ignore[call-overload]
-                None, config, context=context, stream_mode=stream_mode, durability="exit"
-            )
-            async for part in cast(AsyncIterator[tuple[str, Any]], recording):
-                if part[0] in modes:
-                    parts.put_nowait(part)
+            for given, options in runs:
+                if given is None:
+                    turn.persisting = True
+                stream = graph.astream(  # type: ignore[call-overload]
+                    given, config, context=context, stream_mode=list(modes), durability="exit", **options
+                )
+                async for part in cast(AsyncIterator[tuple[str, Any]], stream):
+                    if not _is_interrupt(part):
+                        parts.put_nowait(part)
             turn.finished = True
             parts.put_nowait(None)
         except Exception as exc:  # handed to the consumer, who raises it

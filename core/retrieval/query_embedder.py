@@ -58,7 +58,7 @@ class QueryEmbedder:
         self._thread: threading.Thread | None = None
         self._closed = False
         self.model_runs = 0
-        """Calls made to the wrapped embedder (benches and tests read it)."""
+        """Calls made to the wrapped embedder (tests read it)."""
         self.cache_hits = 0
         """Texts answered from the cache."""
 
