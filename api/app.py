@@ -16,9 +16,11 @@ import sqlalchemy.exc
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.routing import Route
 
 from api.deps import AppResources
 from api.docs import install_docs
+from api.mcp import MCP_PATH, McpEndpoint
 from api.middleware.body_limit import BodyLimitMiddleware
 from api.middleware.observability import install_observability
 from api.openai_errors import OPENAI_PREFIX, install_openai_errors, openai_error
@@ -55,42 +57,16 @@ def create_app(
     """
     config = settings or get_settings()
 
+    mcp = McpEndpoint()  # its tools read the resources from the request's app, like every route
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        limiter = open_rate_limiter(config)
-        try:
-            async with opener(config) as docent:
-                services = docent.services
-                keyring = await asyncio.to_thread(open_keyring, config, KeyTable(services.database))
-                # The ingest jobs' own threads (ingestion never runs on the default executor that the
-                # request path's worker threads share), or in server mode the workers' queue; their state is
-                # in the database, readable from every replica.
-                ingestor = Ingestor(config, services.embedder, services.store)
-                database = await asyncio.to_thread(lambda: services.database)
-                ingest_jobs = await open_ingest_jobs(config, database, ingestor)
-                # Set once, here; nothing writes app state after start-up. (Not Starlette's lifespan state:
-                # `langgraph dev` runs a mounted app's lifespan itself and drops it.)
-                app.state.docent = AppResources(
-                    settings=config,
-                    docent=docent,
-                    keyring=keyring,
-                    guardrail=Guardrail(config.blocked_patterns),
-                    rate_limiter=limiter,
-                    ingest_jobs=ingest_jobs,
-                    ingestor=ingestor,
-                    probes=ProbeRunner(),
-                )
-                refresher = asyncio.create_task(_refresh_keys(keyring)) if keyring is not None else None
-                try:
-                    yield
-                finally:  # before the stores close under them
-                    if refresher is not None:
-                        refresher.cancel()
-                    if stuck := await ingest_jobs.aclose():
-                        log.warning("%d ingest jobs were still fetching at shutdown", stuck)
-        finally:
-            if limiter is not None:
-                await limiter.aclose()
+        async with open_resources(config, opener) as resources:
+            # Set once, here; nothing writes app state after start-up. (Not Starlette's lifespan state:
+            # `langgraph dev` runs a mounted app's lifespan itself and drops it.)
+            app.state.docent = resources
+            async with mcp.run():  # the MCP endpoint's session managers, inside the resources' lifetime
+                yield
 
     app = FastAPI(
         title="Docent",
@@ -113,6 +89,8 @@ def create_app(
         app.include_router(threads.router)
         install_ui(app)
     app.include_router(openai_compat.router)
+    # An ASGI endpoint (McpEndpoint identifies the caller itself), at /mcp exactly: no slash redirect.
+    app.router.routes.append(Route(MCP_PATH, mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False))
     install_openai_errors(app)
     app.add_exception_handler(UnknownModelError, _client_error(400))
     app.add_exception_handler(CollectionError, _client_error(409))
@@ -136,6 +114,48 @@ def create_app(
         app, config, metrics_auth=[Depends(require("admin"))], metrics_route=not mounted_in_studio
     )
     return app
+
+
+@asynccontextmanager
+async def open_resources(
+    config: Settings, opener: DocentOpener = open_docent, *, keys: bool = True
+) -> AsyncIterator[AppResources]:
+    """Everything one process serves with, opened once and closed on exit: the server's lifespan and `docent
+    mcp` (stdio, `keys=False`: its one local user needs no API key) both open them here."""
+    limiter = open_rate_limiter(config) if keys else None
+    try:
+        async with opener(config) as docent:
+            services = docent.services
+            keyring = (
+                await asyncio.to_thread(open_keyring, config, KeyTable(services.database)) if keys else None
+            )
+            # The ingest jobs' own threads (ingestion never runs on the default executor that the
+            # request path's worker threads share), or in server mode the workers' queue; their state is
+            # in the database, readable from every replica.
+            ingestor = Ingestor(config, services.embedder, services.store)
+            database = await asyncio.to_thread(lambda: services.database)
+            ingest_jobs = await open_ingest_jobs(config, database, ingestor)
+            resources = AppResources(
+                settings=config,
+                docent=docent,
+                keyring=keyring,
+                guardrail=Guardrail(config.blocked_patterns),
+                rate_limiter=limiter,
+                ingest_jobs=ingest_jobs,
+                ingestor=ingestor,
+                probes=ProbeRunner(),
+            )
+            refresher = asyncio.create_task(_refresh_keys(keyring)) if keyring is not None else None
+            try:
+                yield resources
+            finally:  # before the stores close under them
+                if refresher is not None:
+                    refresher.cancel()
+                if stuck := await ingest_jobs.aclose():
+                    log.warning("%d ingest jobs were still fetching at shutdown", stuck)
+    finally:
+        if limiter is not None:
+            await limiter.aclose()
 
 
 async def _refresh_keys(keyring: KeyRing) -> None:

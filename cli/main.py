@@ -1,4 +1,5 @@
-"""The `docent` command: ingest, extract, ask, serve, worker, eval, sources, reindex, keys, workspaces and db.
+"""The `docent` command: ingest, extract, ask, serve, worker, mcp, eval, sources, reindex, keys, workspaces
+and db.
 
 Only the app is assembled here; each command imports what it needs when it runs, so `docent --help` (and
 any command's `--help`) starts in a fraction of a second.
@@ -16,6 +17,7 @@ from cli.eval import evaluate
 from cli.extract import extract
 from cli.ingest import ingest, reindex
 from cli.keys import keys_app
+from cli.mcp import mcp
 from cli.serve import serve
 from cli.sources import sources_app
 from cli.worker import worker
@@ -34,6 +36,7 @@ app.command()(reindex)
 app.command()(ask)
 app.command()(serve)
 app.command()(worker)
+app.command()(mcp)
 app.add_typer(sources_app, name="sources")
 app.add_typer(keys_app, name="keys")
 app.add_typer(workspaces_app, name="workspaces")

@@ -1,12 +1,16 @@
-"""POST /stream: one turn as Server-Sent Events (metadata, sources, token..., [error], end)."""
+"""POST /stream: one turn as Server-Sent Events, in Docent's events (metadata, sources, token..., [error],
+end) or in LangServe's (metadata, data..., [error], end) for LangServe's clients."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from typing import Annotated, Any, Literal, get_type_hints
 
-from fastapi import Request
+from fastapi import Query, Request
+from langchain_core.documents import Document
+from langchain_core.messages import AIMessageChunk
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.deps import DocentDep
@@ -18,7 +22,8 @@ from api.security.ownership import thread_for_turn
 from api.security.workspaces import turn_context
 from core.errors import unavailable
 from core.retrieval.vector_store import CollectionError
-from core.types import DocentContext
+from core.storage.keys import Principal
+from core.types import DocentContext, TurnOutput
 from graph.build import Docent
 from graph.multitask import ThreadBusyError
 from graph.turn import stream_turn
@@ -51,10 +56,29 @@ data: {"answer": "Bokashi is a Japanese method that ferments food scraps in an a
 
 """
 
+STREAM_EVENTS_EXAMPLE = """\
+event: metadata
+data: {"run_id": "3a303ca7-6b98-4ec9-bfc1-0206e5e7d382"}
+
+event: data
+data: {"event": "on_chain_start", "name": "docent", "run_id": "3a303ca7-6b98-4ec9-bfc1-0206e5e7d382", \
+"data": {"input": {"message": "What is bokashi?"}}, "tags": [], \
+"metadata": {"thread_id": "0d7bd59d38914dec8f92b3633fa64c19"}, "parent_ids": []}
+
+event: data
+data: {"event": "on_chat_model_stream", "name": "chat_model", \
+"run_id": "3a303ca7-6b98-4ec9-bfc1-0206e5e7d382", \
+"data": {"chunk": {"content": "Bokashi ferments food scraps. [1]", "type": "AIMessageChunk"}}, \
+"tags": [], "metadata": {"thread_id": "0d7bd59d38914dec8f92b3633fa64c19"}, "parent_ids": []}
+
+event: end
+
+"""
+
 
 async def turn_events(
     docent: Docent, body: InvokeRequest, thread_id: str, context: DocentContext
-) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+) -> AsyncGenerator[tuple[str, dict[str, Any]]]:
     """The events of one turn on a thread the caller owns, shared by /stream and /ws. A collection error or a
     busy thread, which /invoke answers with a 409, and a dependency outage (/invoke's 503) become an in-band
     `error` event: the stream has begun.
@@ -76,31 +100,197 @@ async def turn_events(
         yield "error", {"detail": f"{down.dependency} is unavailable: {down}", "status": 503}
 
 
+StreamFormat = Literal["docent", "langserve"]
+# The fields of /invoke's `output`: LangServe's `data` chunks add up to it.
+OUTPUT_FIELDS = frozenset(get_type_hints(TurnOutput))
+
+
+async def langserve_events(
+    events: AsyncGenerator[tuple[str, dict[str, Any]]],
+) -> AsyncGenerator[tuple[str, dict[str, Any] | None]]:
+    """Docent's events in LangServe's stream protocol: `metadata`, then `data` chunks whose key-wise sum
+    (strings and lists concatenate) is /invoke's `output` — one `{"answer": piece}` per token and a last chunk
+    with the rest of the fields — then `end`; a failure is an `error` event with `status_code` and `message`.
+    """
+    streamed = ""
+    async with aclosing(events):
+        async for name, data in events:
+            if name == "metadata":
+                yield "metadata", data
+            elif name == "token":
+                streamed += data["text"]
+                yield "data", {"answer": data["text"]}
+            elif name == "error" and "detail" in data:  # the turn cannot go on
+                yield "error", {"status_code": data.get("status", 500), "message": data["detail"]}
+                return
+            elif (
+                name == "end"
+            ):  # (an `error` with a `reason` is a model failing mid-stream: a fallback answers)
+                rest = {key: value for key, value in data.items() if key in OUTPUT_FIELDS and key != "answer"}
+                answer = str(data.get("answer", ""))
+                if answer.startswith(streamed):
+                    if len(answer) > len(streamed):
+                        rest["answer"] = answer[len(streamed) :]
+                else:  # a fallback's answer replaced the failed model's tokens; a sum cannot take them back
+                    rest["answer"] = "\n\n" + answer
+                yield "data", rest
+                yield "end", None
+                return
+
+
+async def checked_turn(
+    body: InvokeRequest, request: Request, docent: Docent, caller: Principal
+) -> tuple[str, DocentContext]:
+    """The thread (owned by the caller) and run context of a streamed turn; refusals are HTTP errors, before
+    any event."""
+    knobs, services = body.config.configurable, docent.services
+    services.answerers.get(knobs.model)  # an unknown model is a 400, before any event
+    check_question(request, body.input.message, knobs)
+    context = await turn_context(services, caller, body.run_context())
+    thread = await thread_for_turn(services.records, caller, knobs.thread_id)
+    return thread, context
+
+
 @router.post(
     "/stream",
     response_class=EventSourceResponse,
     responses={
         200: {
             "content": {"text/event-stream": {"example": STREAM_EXAMPLE}},
-            "description": "metadata, sources, token…, error?, end",
+            "description": "metadata, sources, token…, error?, end (`format=langserve`: metadata, data…, "
+            "error?, end)",
         },
         **TURN_ERRORS,
     },
 )
 async def stream(
-    body: InvokeRequest, request: Request, docent: DocentDep, caller: QueryCaller
+    body: InvokeRequest,
+    request: Request,
+    docent: DocentDep,
+    caller: QueryCaller,
+    format: Annotated[
+        StreamFormat | None,
+        Query(
+            description="`docent` (Docent's events, the default) or `langserve` (LangServe's protocol, the "
+            "default for a body carrying `kwargs`, which LangServe's clients always send).",
+            examples=["langserve"],
+        ),
+    ] = None,
 ) -> EventSourceResponse:
     """Answer like /invoke, streaming tokens as they are generated. A client that disconnects cancels the
     turn, which is then not recorded.
     """
-    knobs, services = body.config.configurable, docent.services
-    services.answerers.get(knobs.model)  # an unknown model is a 400, before any event
-    check_question(request, body.input.message, knobs)
-    context = await turn_context(services, caller, body.run_context())
-    thread = await thread_for_turn(services.records, caller, knobs.thread_id)
+    langserve = format == "langserve" or (format is None and "langserve_kwargs" in body.model_fields_set)
+    thread, context = await checked_turn(body, request, docent, caller)
 
     async def events() -> AsyncIterator[ServerSentEvent]:
-        async for name, data in turn_events(docent, body, thread, context):
-            yield ServerSentEvent(event=name, data=json.dumps(data))
+        turn = turn_events(docent, body, thread, context)
+        source: AsyncGenerator[tuple[str, dict[str, Any] | None]] = (
+            langserve_events(turn) if langserve else turn
+        )
+        async for name, data in source:
+            yield ServerSentEvent(event=name, data=None if data is None else json.dumps(data))
+
+    return EventSourceResponse(events(), headers=STREAM_HEADERS, ping=15)
+
+
+class StreamEventsRequest(InvokeRequest):  # type: ignore[no-redef]  # pydantic-mypy: alias "kwargs"
+    """Body of POST /stream_events (LangServe's `astream_events`): /invoke's body and event filters."""
+
+    include_names: list[str] | None = None
+    include_types: list[str] | None = None
+    include_tags: list[str] | None = None
+    exclude_names: list[str] | None = None
+    exclude_types: list[str] | None = None
+    exclude_tags: list[str] | None = None
+
+    def wants(self, event: dict[str, Any]) -> bool:
+        """Whether the filters let this event through (LangChain's rules: any include matches, no exclude)."""
+        name, kind, tags = event["name"], event["event"].split("_", 1)[1].rsplit("_", 1)[0], event["tags"]
+        includes = (self.include_names, self.include_types, self.include_tags)
+        if any(f is not None for f in includes) and not (
+            name in (self.include_names or ())
+            or kind in (self.include_types or ())
+            or any(t in (self.include_tags or ()) for t in tags)
+        ):
+            return False
+        return not (
+            name in (self.exclude_names or ())
+            or kind in (self.exclude_types or ())
+            or any(t in (self.exclude_tags or ()) for t in tags)
+        )
+
+
+async def stream_events_of(
+    body: StreamEventsRequest, events: AsyncGenerator[tuple[str, dict[str, Any]]]
+) -> AsyncGenerator[tuple[str, dict[str, Any] | None]]:
+    """Docent's events as LangChain's `astream_events` (v2) events in LangServe's protocol: the turn is a
+    `docent` chain, its passages a `retrieve` retriever's output (Documents), its tokens
+    `on_chat_model_stream` chunks (AIMessageChunk), its answer the chain's output."""
+    run_id, thread_id = "", ""
+    model = body.config.configurable.model or "chat_model"
+
+    def event(kind: str, name: str, data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "event": kind,
+            "name": name,
+            "run_id": run_id,
+            "data": data,
+            "tags": [],
+            "metadata": {"thread_id": thread_id},
+            "parent_ids": [],
+        }
+
+    async with aclosing(events):
+        async for name, data in events:
+            out: list[dict[str, Any]] = []
+            if name == "metadata":
+                run_id, thread_id = data["run_id"], data["thread_id"]
+                yield "metadata", {"run_id": run_id}
+                out.append(event("on_chain_start", "docent", {"input": body.input.model_dump()}))
+            elif name == "sources":
+                documents = [
+                    Document(page_content=s.get("snippet", ""), metadata=s).model_dump()
+                    for s in data["sources"]
+                ]
+                out.append(event("on_retriever_end", "retrieve", {"output": documents}))
+            elif name == "token":
+                chunk = AIMessageChunk(content=data["text"]).model_dump()
+                out.append(event("on_chat_model_stream", model, {"chunk": chunk}))
+            elif name == "error" and "detail" in data:
+                yield "error", {"status_code": data.get("status", 500), "message": data["detail"]}
+                return
+            elif name == "end":
+                output = {key: value for key, value in data.items() if key in OUTPUT_FIELDS}
+                out.append(event("on_chain_end", "docent", {"output": output}))
+            for item in out:
+                if body.wants(item):
+                    yield "data", item
+            if name == "end":
+                yield "end", None
+                return
+
+
+@router.post(
+    "/stream_events",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"example": STREAM_EVENTS_EXAMPLE}},
+            "description": "LangServe's astream_events protocol: metadata, data…, error?, end",
+        },
+        **TURN_ERRORS,
+    },
+)
+async def stream_events(
+    body: StreamEventsRequest, request: Request, docent: DocentDep, caller: QueryCaller
+) -> EventSourceResponse:
+    """One turn as LangChain stream events (`on_chain_start`, `on_retriever_end`, `on_chat_model_stream`…,
+    `on_chain_end`), for LangServe's `RemoteRunnable.astream_events`."""
+    thread, context = await checked_turn(body, request, docent, caller)
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        async for name, data in stream_events_of(body, turn_events(docent, body, thread, context)):
+            yield ServerSentEvent(event=name, data=None if data is None else json.dumps(data))
 
     return EventSourceResponse(events(), headers=STREAM_HEADERS, ping=15)

@@ -6,7 +6,7 @@ import binascii
 from typing import Annotated, Any, Literal
 
 from fastapi import HTTPException
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from core.retrieval.filters import MAX_PAGE, MAX_VALUE_CHARS, MAX_VALUES, SearchFilter, filter_from_mapping
 from core.types import Citation, DocentContext, TurnOutput, Usage
@@ -153,6 +153,18 @@ class Configurable(BaseModel):
     )
 
 
+def _no_kwargs(value: dict[str, Any]) -> dict[str, Any]:
+    if value:
+        raise ValueError(f"kwargs are not supported (got {sorted(value)}); send an empty object or none")
+    return value
+
+
+# LangServe's RemoteRunnable sends `"kwargs": {}` with every invoke, batch and stream (it refuses non-empty
+# ones itself): accepted when empty.
+LangServeKwargs = Annotated[dict[str, Any], AfterValidator(_no_kwargs)]
+KWARGS_DESCRIPTION = "LangServe clients' `kwargs`: accepted, and must be empty."
+
+
 class InvokeConfig(BaseModel):
     """LangServe's `config` object."""
 
@@ -160,7 +172,7 @@ class InvokeConfig(BaseModel):
     configurable: Configurable = Field(default_factory=lambda: Configurable())
 
 
-class InvokeRequest(BaseModel):
+class InvokeRequest(BaseModel):  # type: ignore[no-redef]  # pydantic-mypy: field alias "kwargs" vs **kwargs
     """Body of POST /invoke (LangServe shape)."""
 
     model_config = ConfigDict(
@@ -176,6 +188,9 @@ class InvokeRequest(BaseModel):
     )
     input: InvokeInput
     config: InvokeConfig = Field(default_factory=InvokeConfig)
+    langserve_kwargs: LangServeKwargs = Field(
+        default_factory=dict, alias="kwargs", description=KWARGS_DESCRIPTION
+    )
 
     def run_context(self) -> DocentContext:
         """The run-time knobs this body sets, as the graph's runtime context."""
@@ -739,6 +754,9 @@ class BatchRequest(BaseModel):
     )
     inputs: list[InvokeInput] = Field(min_length=1, max_length=1000)
     config: InvokeConfig | list[InvokeConfig] = Field(default_factory=InvokeConfig)
+    langserve_kwargs: LangServeKwargs = Field(
+        default_factory=dict, alias="kwargs", description=KWARGS_DESCRIPTION
+    )
 
 
 class BatchError(BaseModel):
