@@ -3,7 +3,9 @@ ingested, and streamable HTTP at /mcp of a real `docent serve` with API keys, sc
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,11 +17,18 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, TextContent
 
+from tests.fixtures_http import Reply, Site, serving
 from tests.helpers import VENV_BIN, create_key, docent_env, docent_server, ingest_sample, run_docent
 
 QUESTION = "What temperature should a hot compost pile reach?"
 QUERY_TOOLS = {"search", "ask", "list_sources"}
 INGEST_TOOLS = {"ingest", "job_status"}
+PAGE = (
+    b"<html><head><title>Radiator care</title></head><body><article><h1>Radiator care</h1>"
+    b"<p>Bleed each radiator every October with a square key until water, not air, comes out of the valve."
+    b" A radiator that is cold at the top holds trapped air; one cold at the bottom holds sludge.</p>"
+    b"</article></body></html>"
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,23 +39,38 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def keys(data_dir: Path) -> dict[str, str]:
-    """A query key and an ingest key in the default workspace, a query key in workspace `other`."""
-    other = run_docent(
-        ["keys", "create", "other", "--scopes", "query", "--workspace", "other"], docent_env(data_dir), 60
-    )
-    assert other.returncode == 0, other.stderr
+    """A query key and an ingest key in the default workspace; a query key and an ingest key in workspace
+    `other`."""
+    made: dict[str, str] = {}
+    for name, scopes in (("other", "query"), ("other-writer", "query,ingest")):
+        done = run_docent(
+            ["keys", "create", name, "--scopes", scopes, "--workspace", "other"], docent_env(data_dir), 60
+        )
+        assert done.returncode == 0, done.stderr
+        made[name] = done.stdout.strip().splitlines()[-1]
     return {
         "query": create_key(data_dir, "reader", "query"),
         "ingest": create_key(data_dir, "writer", "query,ingest"),
-        "other": other.stdout.strip().splitlines()[-1],
+        **made,
     }
 
 
 @pytest.fixture(scope="module")
-def base(data_dir: Path, keys: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `docent serve` (uvicorn) with auth on, over the module's data dir."""
+def site() -> Iterator[Site]:
+    """A page on 127.0.0.1 for the ingest tool to fetch."""
+    with serving({"/radiators": Reply(PAGE)}) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def base(
+    data_dir: Path, keys: dict[str, str], site: Site, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A real `docent serve` (uvicorn) with auth on, over the module's data dir; it may fetch `site` only
+    (loopback is refused unless allow-listed)."""
     log = tmp_path_factory.mktemp("mcp-log") / "server.log"
-    with docent_server(data_dir, log, DOCENT_AUTH="on") as url:
+    allow = f'["{site.base.removeprefix("http://")}"]'
+    with docent_server(data_dir, log, DOCENT_AUTH="on", DOCENT_FETCH_ALLOW=allow) as url:
         yield url
 
 
@@ -133,3 +157,24 @@ async def test_http_another_workspace_sees_nothing(base: str, keys: dict[str, st
         assert "404" in error_text(taken)
     shown = json.dumps(mine)
     assert "compost" in shown.lower()
+
+
+async def test_http_ingest_tool_runs_a_job_whose_page_search_then_finds(
+    base: str, keys: dict[str, str], site: Site
+) -> None:
+    """`ingest` starts a job, `job_status` follows it to the end, and `search` finds the new page."""
+    async with http_client(base, keys["ingest"]) as client:
+        job = structured(await client.call_tool("ingest", {"urls": [site.url("/radiators")]}))
+        deadline = time.monotonic() + 60
+        while job["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline, job
+            await asyncio.sleep(0.2)
+            job = structured(await client.call_tool("job_status", {"job_id": job["id"]}))
+        assert job["status"] == "done", job
+        assert [r["status"] for r in job["results"]] == ["added"], job
+        passages = structured(
+            await client.call_tool("search", {"query": "How do I bleed a radiator with trapped air?", "k": 3})
+        )
+        assert any("radiators" in p["source"] for p in passages), passages
+    async with http_client(base, keys["other-writer"]) as client:  # another workspace's job: not found
+        assert "404" in error_text(await client.call_tool("job_status", {"job_id": job["id"]}))
