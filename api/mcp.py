@@ -22,6 +22,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import ValidationError
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -30,7 +31,7 @@ from api.deps import AppResources
 from api.routes import ingest as ingest_routes
 from api.routes import sources as sources_routes
 from api.routes.invoke import answer
-from api.schemas import Configurable, IngestRequest, InvokeRequest, SearchFilterBody, search_filter
+from api.schemas import Configurable, IngestRequest, InvokeRequest, search_filter
 from api.security.auth import identify
 from api.security.limits import check_question
 from api.security.workspaces import readable_collection
@@ -100,8 +101,7 @@ def build_server(caller_of: CallerOf, *, query_tools: bool = True, ingest_tools:
             knobs = Configurable.model_validate({"k": k, "collection": collection, "filter": filter})
             check_question(caller.connection, query, knobs)
             name = await readable_collection(services, caller.principal, collection)
-            body = SearchFilterBody.model_validate(filter) if filter is not None else None
-            where = search_filter(body, "filter")
+            where = search_filter(knobs.filter, "filter")
             passages = await asyncio.to_thread(
                 services.retriever.search, query, k=k or services.settings.k, collection=name, where=where
             )
@@ -232,7 +232,7 @@ class _ResourcesApp:
     """What a route function reads the resources from (`connection.app.state.docent`), for stdio."""
 
     def __init__(self, resources: AppResources) -> None:
-        self.state = type("State", (), {"docent": resources})()
+        self.state = State({"docent": resources})
 
 
 async def serve_stdio(settings: Settings) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from typing import Annotated, Any, Literal, get_type_hints
+from typing import Annotated, Any, Literal
 
 from fastapi import Query, Request
 from langchain_core.documents import Document
@@ -23,7 +23,7 @@ from api.security.workspaces import turn_context
 from core.errors import unavailable
 from core.retrieval.vector_store import CollectionError
 from core.storage.keys import Principal
-from core.types import DocentContext, TurnOutput
+from core.types import DocentContext, turn_output
 from graph.build import Docent
 from graph.multitask import ThreadBusyError
 from graph.turn import stream_turn
@@ -101,13 +101,22 @@ async def turn_events(
 
 
 StreamFormat = Literal["docent", "langserve"]
-# The fields of /invoke's `output`: LangServe's `data` chunks add up to it.
-OUTPUT_FIELDS = frozenset(get_type_hints(TurnOutput))
+Event = tuple[str, dict[str, Any] | None]  # an event's name and data (None: no data line)
+
+
+def _langserve_error(data: dict[str, Any]) -> Event:
+    """A Docent `error` that ends the turn, as LangServe's `error` event (its client raises on it)."""
+    return "error", {"status_code": data.get("status", 500), "message": data["detail"]}
+
+
+def _output(end: dict[str, Any]) -> dict[str, Any]:
+    """/invoke's `output` from an `end` event (which adds `run_id` and `timings`)."""
+    return dict(turn_output(end["thread_id"], end))
 
 
 async def langserve_events(
     events: AsyncGenerator[tuple[str, dict[str, Any]]],
-) -> AsyncGenerator[tuple[str, dict[str, Any] | None]]:
+) -> AsyncGenerator[Event]:
     """Docent's events in LangServe's stream protocol: `metadata`, then `data` chunks whose key-wise sum
     (strings and lists concatenate) is /invoke's `output` — one `{"answer": piece}` per token and a last chunk
     with the rest of the fields — then `end`; a failure is an `error` event with `status_code` and `message`.
@@ -121,13 +130,12 @@ async def langserve_events(
                 streamed += data["text"]
                 yield "data", {"answer": data["text"]}
             elif name == "error" and "detail" in data:  # the turn cannot go on
-                yield "error", {"status_code": data.get("status", 500), "message": data["detail"]}
+                yield _langserve_error(data)
                 return
-            elif (
-                name == "end"
-            ):  # (an `error` with a `reason` is a model failing mid-stream: a fallback answers)
-                rest = {key: value for key, value in data.items() if key in OUTPUT_FIELDS and key != "answer"}
-                answer = str(data.get("answer", ""))
+            # (An `error` with a `reason` is a model failing mid-stream: a fallback answers, in `end`.)
+            elif name == "end":
+                rest = _output(data)
+                answer = str(rest.pop("answer") or "")
                 if answer.startswith(streamed):
                     if len(answer) > len(streamed):
                         rest["answer"] = answer[len(streamed) :]
@@ -136,6 +144,17 @@ async def langserve_events(
                 yield "data", rest
                 yield "end", None
                 return
+
+
+def _sse(events: AsyncGenerator[Event]) -> EventSourceResponse:
+    """A turn's events as a Server-Sent Events response (an event without data has no `data:` line)."""
+
+    async def frames() -> AsyncIterator[ServerSentEvent]:
+        async with aclosing(events):
+            async for name, data in events:
+                yield ServerSentEvent(event=name, data=None if data is None else json.dumps(data))
+
+    return EventSourceResponse(frames(), headers=STREAM_HEADERS, ping=15)
 
 
 async def checked_turn(
@@ -183,15 +202,8 @@ async def stream(
     langserve = format == "langserve" or (format is None and "langserve_kwargs" in body.model_fields_set)
     thread, context = await checked_turn(body, request, docent, caller)
 
-    async def events() -> AsyncIterator[ServerSentEvent]:
-        turn = turn_events(docent, body, thread, context)
-        source: AsyncGenerator[tuple[str, dict[str, Any] | None]] = (
-            langserve_events(turn) if langserve else turn
-        )
-        async for name, data in source:
-            yield ServerSentEvent(event=name, data=None if data is None else json.dumps(data))
-
-    return EventSourceResponse(events(), headers=STREAM_HEADERS, ping=15)
+    turn = turn_events(docent, body, thread, context)
+    return _sse(langserve_events(turn) if langserve else turn)
 
 
 class StreamEventsRequest(InvokeRequest):  # type: ignore[no-redef]  # pydantic-mypy: alias "kwargs"
@@ -223,7 +235,7 @@ class StreamEventsRequest(InvokeRequest):  # type: ignore[no-redef]  # pydantic-
 
 async def stream_events_of(
     body: StreamEventsRequest, events: AsyncGenerator[tuple[str, dict[str, Any]]]
-) -> AsyncGenerator[tuple[str, dict[str, Any] | None]]:
+) -> AsyncGenerator[Event]:
     """Docent's events as LangChain's `astream_events` (v2) events in LangServe's protocol: the turn is a
     `docent` chain, its passages a `retrieve` retriever's output (Documents), its tokens
     `on_chat_model_stream` chunks (AIMessageChunk), its answer the chain's output."""
@@ -258,11 +270,10 @@ async def stream_events_of(
                 chunk = AIMessageChunk(content=data["text"]).model_dump()
                 out.append(event("on_chat_model_stream", model, {"chunk": chunk}))
             elif name == "error" and "detail" in data:
-                yield "error", {"status_code": data.get("status", 500), "message": data["detail"]}
+                yield _langserve_error(data)
                 return
             elif name == "end":
-                output = {key: value for key, value in data.items() if key in OUTPUT_FIELDS}
-                out.append(event("on_chain_end", "docent", {"output": output}))
+                out.append(event("on_chain_end", "docent", {"output": _output(data)}))
             for item in out:
                 if body.wants(item):
                     yield "data", item
@@ -289,8 +300,4 @@ async def stream_events(
     `on_chain_end`), for LangServe's `RemoteRunnable.astream_events`."""
     thread, context = await checked_turn(body, request, docent, caller)
 
-    async def events() -> AsyncIterator[ServerSentEvent]:
-        async for name, data in stream_events_of(body, turn_events(docent, body, thread, context)):
-            yield ServerSentEvent(event=name, data=None if data is None else json.dumps(data))
-
-    return EventSourceResponse(events(), headers=STREAM_HEADERS, ping=15)
+    return _sse(stream_events_of(body, turn_events(docent, body, thread, context)))

@@ -5,7 +5,9 @@ and a two-turn thread, unchanged client code.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,3 +171,25 @@ def test_a_model_failing_mid_stream_still_ends_with_the_fallbacks_answer(served:
     record = served.client().invoke(ask("What is bokashi?"))  # the model is healthy again
     assert record["model"] == "openai/gpt-4o-mini"
     assert whole["answer"].strip() and whole["citations"]
+
+
+def test_an_in_band_stream_error_reaches_the_client_as_its_status(served: Served) -> None:
+    """A turn refused after the stream began (the thread is busy with another turn) is LangServe's `error`
+    event, which the client raises as an HTTPStatusError with the status /invoke would answer."""
+    client = served.client()
+    thread: RunnableConfig = {
+        "configurable": {"thread_id": client.invoke(ask("What is bokashi?"))["thread_id"]}
+    }
+    served.script.token_delay_s = 0.3  # the first turn holds the thread for a few seconds
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(
+                lambda: list(client.stream(ask("What bedding do worms need?"), config=thread))
+            )
+            time.sleep(1.0)
+            with pytest.raises(httpx.HTTPStatusError) as raised:
+                list(client.stream(ask("And how much do they eat?"), config=thread))
+            assert raised.value.response.status_code == 409
+            assert any("answer" in c for c in first.result(timeout=60))
+    finally:
+        served.script.token_delay_s = 0.0
