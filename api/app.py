@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from importlib.metadata import version
 
 import psycopg
@@ -35,6 +35,7 @@ from core.errors import DependencyUnavailable, unavailable
 from core.retrieval.vector_store import CollectionError
 from core.settings import Settings, get_settings
 from core.storage.keys import KeyRing, KeyTable, open_keyring
+from core.tracing import open_tracing
 from graph.build import Docent, open_docent
 from graph.multitask import ThreadBusyError
 from ingest.pipeline import Ingestor
@@ -56,12 +57,15 @@ def create_app(
     uses) must not be shadowed, so Docent's are left out there.
     """
     config = settings or get_settings()
+    tracing = open_tracing()  # None unless OTEL_* variables ask for an exporter (docs/observability.md)
 
     mcp = McpEndpoint()  # its tools read the resources from the request's app, like every route
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_resources(config, opener) as resources:
+        # The tracing exporters run for the app's lifetime; what they hold is flushed last, at exit.
+        exporting = tracing.exporting() if tracing is not None else nullcontext()
+        async with exporting, open_resources(config, opener) as resources:
             # Set once, here; nothing writes app state after start-up. (Not Starlette's lifespan state:
             # `langgraph dev` runs a mounted app's lifespan itself and drops it.)
             app.state.docent = resources
@@ -113,6 +117,8 @@ def create_app(
     install_observability(
         app, config, metrics_auth=[Depends(require("admin"))], metrics_route=not mounted_in_studio
     )
+    if tracing is not None:  # outside even that middleware: its request id goes on the server span
+        tracing.instrument_app(app)
     return app
 
 

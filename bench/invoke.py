@@ -40,6 +40,7 @@ DOCENT_RATE_LIMIT_PER_MINUTE say otherwise. The benchmark prints figures and ass
     .venv/bin/python bench/invoke.py --requests 500 --concurrency 1,4,8 --json /tmp/invoke.json
     .venv/bin/python bench/invoke.py --baseline-ref HEAD~1 --json /tmp/invoke.json  # this tree vs HEAD~1
     .venv/bin/python bench/invoke.py --smoke    # data/sample, a few requests: does the bench work at all?
+    .venv/bin/python bench/invoke.py --otlp     # tracing on, exporting to a local OTLP sink (off by default)
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ from bench.support.machine import (  # noqa: E402
     shown_path,
     unwind_on_signals,
 )
-from bench.support.servers import docent_serving, run_docent  # noqa: E402
+from bench.support.servers import docent_serving, run_docent, serving  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.storage.keys import add_key  # noqa: E402
 
@@ -167,6 +168,28 @@ class LevelResult:
 
 
 @dataclass
+class OtlpSink:
+    """An OTLP/HTTP collector that counts what `docent serve` exports with `--otlp` and drops it (nothing is
+    decoded: the sink shares this process with the client being timed)."""
+
+    exports: int = 0
+    bytes: int = 0
+
+    def app(self) -> Any:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import Response
+        from starlette.routing import Route
+
+        async def traces(request: Request) -> Response:
+            self.exports += 1
+            self.bytes += len(await request.body())
+            return Response(b"", media_type="application/x-protobuf")
+
+        return Starlette(routes=[Route("/v1/traces", traces, methods=["POST"])])
+
+
+@dataclass
 class FloorResult:
     """In-process figures: embed + Chroma query (the floor), its parts, and a full graph turn."""
 
@@ -181,7 +204,9 @@ class FloorResult:
 
 # Settings the bench chooses unless the environment sets them: the extractive answerer (no LLM), and no rate
 # limit (the bench measures latency, not the limiter).
-BENCH_DEFAULTS = {"llm_provider": "extractive", "rate_limit_per_minute": "0"}
+# The answer cache off: the bench cycles a fixed list of questions and measures the graph
+# (bench/answer_cache.py measures the cache).
+BENCH_DEFAULTS = {"llm_provider": "extractive", "rate_limit_per_minute": "0", "cache": "off"}
 
 
 def _unset_defaults() -> dict[str, str]:
@@ -459,6 +484,7 @@ def baseline_command(
     ]
     options += [("--same-thread", [])] if args.same_thread else []
     options += [("--no-graph-turn", [])] if args.no_graph_turn else []
+    options += [("--otlp", [])] if args.otlp else []
     command = [sys.executable, str(script), "--json", str(out)]
     lacking: list[str] = []
     for flag, values in options:
@@ -639,6 +665,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="then measure the same for git REF's code (e.g. HEAD~1) and compare (ratio new/baseline)",
     )
     parser.add_argument(
+        "--otlp",
+        action="store_true",
+        help="trace the server: OTEL_EXPORTER_OTLP_ENDPOINT set to a local OTLP/HTTP sink that counts and "
+        "drops the spans (default: no OTEL_* variable reaches the server, tracing is off)",
+    )
+    parser.add_argument(
         "--smoke",
         action="store_true",
         help=f"seconds: {', '.join(SMOKE_CORPUS)}, {SMOKE_REQUESTS} requests at concurrency 1 and 2, "
@@ -699,7 +731,7 @@ def _run(
 ) -> tuple[int, dict[str, Any]]:
     """Measure the working tree's code; the exit status (1 when requests failed) and the JSON report."""
     keys_file = work / "api_keys.json"  # temporary, also with --data-dir: the key is this run's alone
-    env = docent_env(data_dir, keys_file)
+    env = {k: v for k, v in docent_env(data_dir, keys_file).items() if not k.startswith("OTEL_")}
     server = server_settings(data_dir, keys_file)
     key = create_key(server)
     settings = server.model_dump(mode="json")
@@ -737,7 +769,13 @@ def _run(
 
     levels: list[LevelResult] = []
     started = time.perf_counter()
-    with docent_serving(env, work / "server.log", timeout=120) as (base, process):
+    sink = OtlpSink()
+    with contextlib.ExitStack() as stack:
+        if args.otlp:
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = stack.enter_context(serving(sink.app()))
+            env["OTEL_SERVICE_NAME"] = "docent-bench"
+        print(f"tracing    : {'on, OTLP/HTTP to a local sink' if args.otlp else 'off (no OTEL_* variable)'}")
+        base, process = stack.enter_context(docent_serving(env, work / "server.log", timeout=120))
         pid = process.pid
         print(f"server     : {base} (pid {pid}) up in {time.perf_counter() - started:.1f}s")
         warm_failed = asyncio.run(warm_up(base, key, args.warmup, args.timeout))
@@ -774,6 +812,8 @@ def _run(
             for sample in result.error_samples:
                 print(f"        error: {sample}")
 
+    if args.otlp:
+        print(f"  traces exported to the sink: {sink.exports} requests, {sink.bytes / 1024:.0f} KiB")
     print("\nIn-process (no HTTP, server stopped)")
     floor = measure_floor(
         server, repeats=args.floor_repeats, warmup=args.warmup, graph_turns=not args.no_graph_turn
@@ -832,6 +872,7 @@ def _run(
         "http": [asdict(r) for r in levels],
         "floor": asdict(floor),
         "overhead_c1": overhead,
+        "tracing": {"otlp": args.otlp, "exports": sink.exports, "bytes": sink.bytes},
     }
     return (1 if any(r.errors for r in levels) else 0), report
 

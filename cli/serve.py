@@ -20,10 +20,12 @@ def serve(
     from core.settings import get_settings
     from core.storage.db import SchemaError, open_database
     from core.storage.keys import KeyTable, NoKeysError, open_keyring
+    from core.tracing import requested_exporters
 
     settings = get_settings()
     try:
         log_config = logging_config(settings)
+        requested_exporters()  # an OTEL_* variable Docent cannot honour is a clear error here, not at start
         # The app checks both again at start; this says what is wrong without a traceback.
         engine = open_database(settings)
         try:

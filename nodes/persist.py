@@ -9,6 +9,7 @@ from typing import Any, cast
 from langgraph.runtime import Runtime
 
 from core.storage.records import TurnRecord, TurnRecords
+from core.tracing import span
 from core.types import ANSWER_FIELDS, AnswerFields
 
 
@@ -29,5 +30,11 @@ async def persist(state: PersistInput, runtime: Runtime[Any], *, records: TurnRe
         answer=cast(AnswerFields, {name: state.get(name) for name in ANSWER_FIELDS}),
         latency_ms=round((time.time() - state["started_at"]) * 1000, 2),
     )
-    await asyncio.to_thread(records.add_turn, record)
+    attributes = {
+        "db.operation.name": "insert",
+        "db.collection.name": "turns",
+        "docent.thread_id": record.thread_id,
+    }
+    with span("records add_turn", attributes):
+        await asyncio.to_thread(records.add_turn, record)
     return {}

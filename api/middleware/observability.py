@@ -18,6 +18,7 @@ from api.schemas import AUTH_ERRORS
 from core.log_config import REQUEST_ID
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from core.settings import Settings
+from core.tracing import REQUEST_ID_ATTRIBUTE, annotate_current
 
 UNMATCHED = "<unmatched>"
 access_log = logging.getLogger("docent.access")
@@ -53,6 +54,7 @@ class ObservabilityMiddleware:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = request_id_from(scope["headers"])
         token = REQUEST_ID.set(request_id)
+        annotate_current({REQUEST_ID_ATTRIBUTE: request_id})  # the request's server span, when tracing
         started = time.perf_counter()
         status: int | None = None
 
@@ -99,6 +101,7 @@ class ObservabilityMiddleware:
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = request_id_from(scope["headers"])
         token = REQUEST_ID.set(request_id)
+        annotate_current({REQUEST_ID_ATTRIBUTE: request_id})
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "websocket.accept":

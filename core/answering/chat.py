@@ -12,12 +12,15 @@ from dataclasses import dataclass, replace
 import anyio
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
+from opentelemetry.trace import Span
+from opentelemetry.util.types import AttributeValue
 
 from core.answering.base import Answerer, AnswerRequest
 from core.answering.pricing import Prices, answer_cost
 from core.answering.prompts import build_messages, estimate_tokens
 from core.answering.resilience import ModelTimeoutError, RetryPolicy, StreamInterruptedError, describe
 from core.answering.support import SupportChecker, cited_numbers, list_citations
+from core.tracing import span
 from core.types import Answer, Citation, Passage, Usage
 
 
@@ -165,29 +168,42 @@ class ResilientAnswerer:
         return self._chain[0].model if self._chain else self._last_resort.model
 
     async def answer(self, request: AnswerRequest) -> Answer:
-        """The first answer the chain produces; failures never escape (cancellation does)."""
+        """The first answer the chain produces; failures never escape (cancellation does). Traced as one
+        `answer` span (tries, retries, fallbacks; each model call is a LangChain span beside it)."""
+        with span("answer", {"docent.model.requested": self.model}) as traced:
+            answer, tries = await self._answer(request, traced)
+            if traced is not None:
+                traced.set_attributes(_answer_attributes(answer, tries))
+            return answer
+
+    async def _answer(self, request: AnswerRequest, traced: Span | None) -> tuple[Answer, int]:
         failures: list[str] = []
+        tries = 0
         for answerer in self._chain:
             attempt = 0
             while True:
+                tries += 1
                 try:
                     answer = await answerer.answer(request)
                 except StreamInterruptedError as exc:
                     failures.append(f"{answerer.model}: {describe(exc.cause)} mid-stream")
-                    return await self._degrade(request, failures, interrupted=True)
+                    return await self._degrade(request, failures, interrupted=True), tries
                 except Exception as exc:
                     delay = self._policy.delay(attempt, exc)
+                    if traced is not None:
+                        failure = {"docent.model": answerer.model, "error": describe(exc)}
+                        traced.add_event("model call failed", {**failure, "retry_in_s": delay or 0.0})
                     if delay is None:
-                        tries = f" after {attempt + 1} tries" if attempt else ""
-                        failures.append(f"{answerer.model}: {describe(exc)}{tries}")
+                        tried = f" after {attempt + 1} tries" if attempt else ""
+                        failures.append(f"{answerer.model}: {describe(exc)}{tried}")
                         break
                     attempt += 1
                     await asyncio.sleep(delay)
                     continue
                 if failures:
-                    return replace(answer, degraded=True, degraded_reason="; ".join(failures))
-                return answer
-        return await self._degrade(request, failures, interrupted=False)
+                    return replace(answer, degraded=True, degraded_reason="; ".join(failures)), tries
+                return answer, tries
+        return await self._degrade(request, failures, interrupted=False), tries
 
     async def _degrade(self, request: AnswerRequest, failures: list[str], *, interrupted: bool) -> Answer:
         answer = await self._last_resort.answer(request)
@@ -198,3 +214,19 @@ class ResilientAnswerer:
             degraded_reason="; ".join(failures) or "no model available",
             interrupted=interrupted,
         )
+
+
+def _answer_attributes(answer: Answer, tries: int) -> dict[str, AttributeValue]:
+    """What the `answer` span says of how it went: the model that answered, its tokens, tries, degradation."""
+    attributes: dict[str, AttributeValue] = {
+        "docent.model": answer.model,
+        "docent.answer.tries": tries,
+        "docent.answer.degraded": answer.degraded,
+    }
+    if answer.degraded_reason:
+        attributes["docent.answer.degraded_reason"] = answer.degraded_reason
+    if answer.usage is not None:
+        attributes["gen_ai.usage.input_tokens"] = answer.usage["prompt_tokens"]
+        attributes["gen_ai.usage.output_tokens"] = answer.usage["completion_tokens"]
+        attributes["docent.usage.estimated"] = answer.usage["estimated"]
+    return attributes

@@ -21,6 +21,7 @@ from core.answering.base import AnswerRequest
 from core.answering.support import is_prose, list_citations, passage_sentences, term_weight_match
 from core.retrieval.embedders import Embedder
 from core.text import STOPWORDS, terms
+from core.tracing import span
 from core.types import Answer, Passage
 
 NO_ANSWER = "I could not find anything about that in the ingested documents."
@@ -99,9 +100,14 @@ class ExtractiveAnswerer:
         """Quote the sentences that best match the question (the search query adds a follow-up's earlier
         turns); the embedder runs in a worker thread."""
         query = request.search_query or request.question
-        if self._embedder is None:
-            return self.answer_now(query, request.passages, question=request.question)
-        return await asyncio.to_thread(self.answer_now, query, request.passages, question=request.question)
+        with span(
+            "extractive answer", {"docent.model": MODEL_NAME, "docent.passages": len(request.passages)}
+        ):
+            if self._embedder is None:
+                return self.answer_now(query, request.passages, question=request.question)
+            return await asyncio.to_thread(
+                self.answer_now, query, request.passages, question=request.question
+            )
 
     def answer_now(self, query: str, passages: Sequence[Passage], *, question: str | None = None) -> Answer:
         """Synchronous core of `answer` (blocking: with an embedder it embeds up to `candidates` sentences).

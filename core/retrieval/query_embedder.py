@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.retrieval.embedders import Embedder
+from core.tracing import span
 
 
 @dataclass
@@ -79,7 +80,14 @@ class QueryEmbedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """An (n, dimension) float32 array, rows L2-normalised, as the wrapped embedder gives them. Blocking:
-        call it from a worker thread."""
+        call it from a worker thread. Traced as one `embed` span (in the caller's trace, batched or not)."""
+        with span("embed", {"docent.embedder.model": self.model_id, "docent.texts": len(texts)}) as traced:
+            vectors, hits = self._embed(texts)
+            if traced is not None:
+                traced.set_attribute("docent.cache_hits", hits)
+            return vectors
+
+    def _embed(self, texts: list[str]) -> tuple[np.ndarray, int]:
         keys = [self.key(t) for t in texts]
         found: dict[str, np.ndarray] = {}
         with self._lock:
@@ -87,7 +95,8 @@ class QueryEmbedder:
                 if key in self._cache:
                     self._cache.move_to_end(key)
                     found[key] = self._cache[key]
-            self.cache_hits += sum(key in found for key in keys)
+            hits = sum(key in found for key in keys)
+            self.cache_hits += hits
         missing = list(dict.fromkeys(k for k in keys if k not in found))
         if missing:
             originals = {self.key(t): t for t in texts}
@@ -100,8 +109,8 @@ class QueryEmbedder:
                     while len(self._cache) > self._cache_size:
                         self._cache.popitem(last=False)
         if not keys:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+            return np.zeros((0, self.dimension), dtype=np.float32), hits
+        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False), hits
 
     def _batched(self, texts: list[str]) -> np.ndarray:
         """Embed through the batcher thread (started on first use)."""

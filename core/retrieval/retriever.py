@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,6 +17,7 @@ from core.retrieval.filters import SearchFilter
 from core.retrieval.rerank import Reranker
 from core.settings import Settings
 from core.storage.sources import shown_uri
+from core.tracing import span
 from core.types import Passage, RetrieverMode
 
 
@@ -80,7 +82,16 @@ class Retriever:
                 )
             pool = self._keyword_pool
         keywords = self._store.keywords
-        return pool.submit(lambda: keywords.search(collection, query, depth, where=where))
+
+        def search() -> list[tuple[str, float]]:
+            with span("bm25 query", _query_attributes(keywords.engine.dialect.name, collection, depth)) as s:
+                hits = keywords.search(collection, query, depth, where=where)
+                if s is not None:
+                    s.set_attribute("docent.hits", len(hits))
+                return hits
+
+        # In the caller's context: its span is the search's parent, its request id is on the log lines.
+        return pool.submit(contextvars.copy_context().run, search)
 
     def keyword_hits(
         self, query: str, *, k: int, collection: str, where: SearchFilter | None = None
@@ -131,7 +142,8 @@ class Retriever:
         matrix = self._embedder.embed(list(queries))
         vectors = self._store.vectors
         if len(queries) == 1 and mode == "dense":
-            found_dense = vectors.search(collection, matrix[0], self._candidates(k), where=where)
+            with span("chroma query", _query_attributes("chromadb", collection, self._candidates(k))):
+                found_dense = vectors.search(collection, matrix[0], self._candidates(k), where=where)
             return self._reranked(queries[0], [self._shown(p) for p in found_dense], k)
         ranked_lists = [
             self._rank(vector, searches[n] if searches else None, collection, mode, depth, where)
@@ -144,7 +156,10 @@ class Retriever:
         top = ranked[: self._candidates(k)]
         # The rankings carry ids alone (text and metadata for 50 candidates cost more than the search): one
         # read for the few kept, each scored by its best cosine over the queries.
-        found = vectors.passages(collection, top, matrix)
+        with span(
+            "chroma get", {**_query_attributes("chromadb", collection, len(top)), "db.operation.name": "get"}
+        ):
+            found = vectors.passages(collection, top, matrix)
         return self._reranked(queries[0], [self._shown(found[i]) for i in top if i in found], k)
 
     def _candidates(self, k: int) -> int:
@@ -183,7 +198,8 @@ class Retriever:
         if mode == "bm25":
             assert keyword_search is not None
             return [i for i, _ in keyword_search.result()]
-        dense = [i for i, _ in self._store.vectors.nearest(collection, vector, depth, where=where)]
+        with span("chroma query", _query_attributes("chromadb", collection, depth)):
+            dense = [i for i, _ in self._store.vectors.nearest(collection, vector, depth, where=where)]
         if mode == "dense" or keyword_search is None:
             return dense
         keyword_hits = keyword_search.result()
@@ -194,3 +210,13 @@ class Retriever:
             ],
             self._settings.rrf_k,
         )
+
+
+def _query_attributes(system: str, collection: str, k: int) -> dict[str, str | int]:
+    """An index query's span attributes: which store, which collection, how many results asked for."""
+    return {
+        "db.system.name": system,
+        "db.collection.name": collection,
+        "db.operation.name": "query",
+        "docent.k": k,
+    }
