@@ -65,7 +65,12 @@ from core.settings import Settings  # noqa: E402
 from deploy import local_cluster  # noqa: E402
 
 SMOKE_CORPUS = ("data/sample",)
-BENCH_ENV = {"DOCENT_LLM_PROVIDER": "extractive", "DOCENT_RATE_LIMIT_PER_MINUTE": "0", "DOCENT_AUTH": "off"}
+BENCH_ENV = {
+    "DOCENT_LLM_PROVIDER": "extractive",
+    "DOCENT_RATE_LIMIT_PER_MINUTE": "0",
+    "DOCENT_AUTH": "off",
+    "DOCENT_CACHE": "off",  # it cycles a fixed list of questions and measures the graph
+}
 """Every Docent process of the bench: no LLM, no rate limit, no keys (the local cluster's default)."""
 NO_KEY = "-"
 """Auth is off: the Authorization header bench/invoke.py's client sends is not looked at."""

@@ -67,4 +67,11 @@ async def _ask(question: str, thread: str | None, context: DocentContext) -> Tur
     from graph.turn import run_turn
 
     async with open_docent(get_settings()) as docent:
-        return await run_turn(docent.graph, question, thread_id=thread, context=context, gate=docent.turns)
+        return await run_turn(
+            docent.graph,
+            question,
+            thread_id=thread,
+            context=context,
+            gate=docent.turns,
+            cache=docent.services.answer_cache,
+        )

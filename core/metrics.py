@@ -39,3 +39,14 @@ RATE_LIMITED = Counter("docent_rate_limited_requests", "Requests refused with 42
 BLOCKED = Counter(
     "docent_blocked_requests", "Requests refused by the input guardrail, by pattern.", ["pattern"]
 )
+OUTPUT_RULES = Counter(
+    "docent_output_rules",
+    "Answers the output guardrail changed: `withheld` by a blocked pattern (`rule`: the pattern) or"
+    " `redacted` (`rule`: email, phone or card).",
+    ["action", "rule"],
+)
+ANSWER_CACHE = Counter(
+    "docent_answer_cache_lookups",
+    "First turns looked up in the answer cache, by result: `hit` (served the stored answer) or `miss`.",
+    ["result"],
+)

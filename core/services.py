@@ -19,6 +19,8 @@ from core.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from core.answering.cache import AnswerCache
+    from core.answering.output_guard import OutputGuard
     from core.answering.providers import AnswererRegistry
     from core.retrieval.chunk_store import ChunkStore
     from core.retrieval.keyword_index import KeywordIndex
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from core.retrieval.rerank import Reranker
     from core.retrieval.retriever import Retriever
     from core.retrieval.vector_store import VectorStore
+    from core.storage.corpus import CorpusVersions
     from core.storage.records import TurnRecords
     from core.storage.sources import SourceCatalog
 
@@ -161,6 +164,17 @@ class Services:
         return self._once("answerers", lambda: make_answerers(self.settings, embedder=embedder))
 
     @property
+    def output_guard(self) -> OutputGuard:
+        """The output guardrail (blocked output patterns, the PII pass) every answer goes through."""
+        from core.answering.output_guard import OutputGuard
+
+        settings = self.settings
+        return self._once(
+            "output_guard",
+            lambda: OutputGuard(settings.blocked_output_patterns, redact_pii=settings.redact_pii),
+        )
+
+    @property
     def records(self) -> TurnRecords:
         """One durable row per answered turn, and thread ownership."""
         from core.storage.records import TurnRecords
@@ -168,17 +182,40 @@ class Services:
         database = self.database
         return self._once("records", lambda: TurnRecords(database))
 
+    @property
+    def corpus_versions(self) -> CorpusVersions:
+        """Each collection's corpus version, which ingest, reindex and source removal bump."""
+        from core.storage.corpus import CorpusVersions
+
+        database = self.database
+        return self._once("corpus_versions", lambda: CorpusVersions(database))
+
+    @property
+    def answer_cache(self) -> AnswerCache | None:
+        """The semantic answer cache (in memory, or Redis in server mode); None with DOCENT_CACHE=off."""
+        from core.answering.cache import open_answer_cache
+
+        if self.settings.cache == "off":
+            return None
+        embedder, versions, records = self.query_embedder, self.corpus_versions, self.records
+        default = self.answerers.default
+        return self._once(
+            "answer_cache", lambda: open_answer_cache(self.settings, embedder, versions, records, default)
+        )
+
     def open_all(self) -> Services:
         """Open every resource now (blocking: call it in a worker thread from async code)."""
         self.embedder.load()
         _ = (self.database, self.vectors, self.store, self.retriever, self.answerers, self.records)
+        _ = self.answer_cache
+        _ = self.output_guard  # a pattern that is not a regex stops the start here
         return self
 
     def close(self) -> None:
         """Close what was opened (files, connections); safe to call twice."""
         with self._lock:
             opened, self._opened = self._opened, {}
-        for name in ("retriever", "query_embedder", "records", "keywords"):
+        for name in ("retriever", "query_embedder", "records", "keywords", "answer_cache"):
             resource = opened.get(name)
             if resource is not None:
                 resource.close()

@@ -201,6 +201,31 @@ class Settings(BaseSettings):
         "alone; each costs about one query embedding).",
     )
 
+    # Answer cache (docs/cache.md)
+    cache: Literal["on", "off"] = Field(
+        "on",
+        description="Semantic answer cache: a first question close to one already answered on the same"
+        " collection and corpus version gets the stored answer (`cached: true`) without a model call.",
+    )
+    cache_threshold: float = Field(
+        0.92,
+        ge=0,
+        le=1,
+        description="Cosine similarity of two questions' embeddings from which the cache serves one's answer"
+        " to the other (measured on SQuAD paraphrases: docs/cache.md).",
+    )
+    cache_max_entries: int = Field(
+        4096,
+        ge=1,
+        description="Answers the cache keeps: per process in memory, per collection scope in Redis (at most"
+        " 256 there; the least recently used, or in Redis the oldest, out first).",
+    )
+    cache_ttl_s: float = Field(
+        86_400.0,
+        gt=0,
+        description="How long a cached answer may be served (in Redis: kept after its scope's last write).",
+    )
+
     # Safe URL fetching (ingest/fetch.py)
     fetch_allow: list[str] = Field(
         default_factory=list,
@@ -303,6 +328,14 @@ class Settings(BaseSettings):
     blocked_patterns: list[str] = Field(
         default_factory=list,
         description='Input guardrail: regexes (case-insensitive) refused with a 400, as JSON `["secret"]`.',
+    )
+    blocked_output_patterns: list[str] = Field(
+        default_factory=list,
+        description="Output guardrail: regexes (case-insensitive); an answer that matches one is withheld"
+        ' (a stream ends with an `error` event), as JSON `["internal only"]`.',
+    )
+    redact_pii: bool = Field(
+        False, description="Take e-mail addresses, phone and card numbers out of answers and their snippets."
     )
     metrics_public: bool = Field(False, description="Serve /metrics without a key (else: `admin` scope).")
     log_format: Literal["json", "text"] = Field("json", description="`docent serve` log lines.")

@@ -122,6 +122,12 @@ class AnswerFields(TypedDict):
     unsupported_sentences: NotRequired[int | None]
     """Sentences of the answer that carry a citation none of their cited passages supports; 0 for an
     extractive answer; null when the answer was not checked."""
+    output_rule: NotRequired[str | None]
+    """The output guardrail changed the answer: `blocked: <pattern>` (the answer was withheld) or
+    `redacted: email, phone, card` (the kinds of personal data taken out); null when no rule fired."""
+    cached: NotRequired[bool]
+    """The answer was served from the answer cache: the stored answer (and citations) of an earlier question
+    close to this one, on the same collection and corpus version; no model ran (docs/cache.md)."""
 
 
 ANSWER_FIELDS: tuple[str, ...] = tuple(AnswerFields.__annotations__)
@@ -192,6 +198,7 @@ def turn_output(thread_id: str, values: dict[str, Any]) -> TurnOutput:
     """A turn's output from the graph's final values (or the summarize node's update)."""
     fields: dict[str, Any] = {name: values.get(name) for name in ANSWER_FIELDS}
     fields["degraded"] = bool(fields["degraded"])
+    fields["cached"] = bool(fields["cached"])
     return cast(TurnOutput, {**fields, "thread_id": thread_id})
 
 

@@ -34,7 +34,9 @@ def build_graph(services: Services, checkpointer: BaseCheckpointSaver[str] | Non
     )
     builder.add_node("append_message", append_message)
     builder.add_node("retrieve", partial(retrieve, retriever=services.retriever, settings=services.settings))
-    builder.add_node("summarize", partial(summarize, answerers=services.answerers))
+    builder.add_node(
+        "summarize", partial(summarize, answerers=services.answerers, guard=services.output_guard)
+    )
     builder.add_node("persist", partial(persist, records=services.records))
     builder.add_edge(START, "append_message")
     builder.add_edge("append_message", "retrieve")

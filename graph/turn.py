@@ -14,12 +14,26 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import anyio
-from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import StateSnapshot
 
-from core.types import Citation, DocentContext, Passage, PriorMessage, TurnResult, citation_of, turn_output
+from core.answering.cache import AnswerCache, CacheProbe
+from core.answering.output_guard import OutputGuard, StreamReview
+from core.storage.records import TurnRecord
+from core.types import (
+    ANSWER_FIELDS,
+    AnswerFields,
+    Citation,
+    DocentContext,
+    Passage,
+    PriorMessage,
+    TurnOutput,
+    TurnResult,
+    citation_of,
+    turn_output,
+)
 from graph.build import DocentGraph
 from graph.multitask import TurnGate
 from graph.state import InputState
@@ -36,6 +50,8 @@ class _Turn:
     """The persist node has started: the turn is answered and is let finish, whatever its caller does."""
     finished: bool = False
     """The graph ran to its end: the turn is recorded and checkpointed."""
+    first: bool = False
+    """The thread held no messages when the turn began: a first turn, which the answer cache may serve."""
 
 
 TURN_RUN_KEY = "docent_run_id"
@@ -59,7 +75,7 @@ async def _atomic_turn(
         redo = run_id is not None and (before.metadata or {}).get(TURN_RUN_KEY) == run_id
         if before.next and (tuple(before.next) != ANSWERED or redo):
             before = await _undo_dead_turn(graph, thread_id, config, run_id if redo else None)
-        turn = _Turn()
+        turn = _Turn(first=not (before.values or {}).get("messages"))
         try:
             yield turn
         except BaseException:
@@ -120,11 +136,14 @@ async def run_turn(
     history: Sequence[PriorMessage] | None = None,
     gate: TurnGate | None = None,
     run_id: str | None = None,
+    cache: AnswerCache | None = None,
 ) -> TurnResult:
     """Ask one question on a thread (a new thread when none is given) and wait for the answer. `history`
     (a client-held conversation) goes before the question; give it only for a new thread. `gate`: one turn at
     a time per thread (ThreadBusyError). `run_id`: the run's id (a UUID; default: a new one), kept in the
-    turn's record. A turn that fails or is cancelled leaves the checkpoint as it was.
+    turn's record. A turn that fails or is cancelled leaves the checkpoint as it was. `cache`: the answer
+    cache (Services.answer_cache), which serves and keeps the answers of first turns (`cached: true` when
+    served, without the graph's nodes).
     """
     thread = thread_id or new_thread_id()
     run = uuid.UUID(run_id) if run_id else uuid.uuid4()
@@ -134,19 +153,119 @@ async def run_turn(
         "metadata": {TURN_RUN_KEY: str(run)},  # kept in each checkpoint's metadata
     }
     result: dict[str, Any] = {}
+    knobs = context or DocentContext()
+    started = time.perf_counter()
     async with _atomic_turn(graph, thread, gate, str(run)) as turn:
-        parts = _graph_parts(
-            graph, _input(message, history), config, context or DocentContext(), turn, modes=("values",)
-        )
+        probe = await _cache_probe(cache, turn, message, knobs, history)
+        if cache is not None and probe is not None and probe.hit is not None:
+            served = await _serve_cached(graph, cache, probe, message, thread, str(run), turn, started)
+            return TurnResult(run_id=str(run), output=served)
+        parts = _graph_parts(graph, _input(message, history), config, knobs, turn, modes=("values",))
         async for _mode, values in parts:
             result = values
-    return TurnResult(run_id=str(run), output=turn_output(thread, result))
+    output = turn_output(thread, result)
+    await _remember(cache, probe, message, output)
+    return TurnResult(run_id=str(run), output=output)
 
 
-def numbered_sources(passages: Sequence[Passage]) -> list[Citation]:
+async def _cache_probe(
+    cache: AnswerCache | None,
+    turn: _Turn,
+    message: str,
+    context: DocentContext,
+    history: Sequence[PriorMessage] | None,
+) -> CacheProbe | None:
+    """The answer cache's lookup, for a first turn that brings no history of its own (None: not a turn the
+    cache serves or keeps). Its embedding of the question is the one retrieval then reuses."""
+    if cache is None or history or not turn.first:
+        return None
+    return await asyncio.to_thread(cache.probe, message, context)
+
+
+async def _remember(
+    cache: AnswerCache | None, probe: CacheProbe | None, message: str, answer: AnswerFields
+) -> None:
+    """Keep a first turn's answer for the questions close to it (a miss's; `cache.remember` says which)."""
+    if cache is not None and probe is not None and probe.hit is None:
+        await asyncio.to_thread(cache.remember, probe, message, answer)
+
+
+async def _serve_cached(
+    graph: DocentGraph,
+    cache: AnswerCache,
+    probe: CacheProbe,
+    message: str,
+    thread: str,
+    run_id: str,
+    turn: _Turn,
+    started: float,
+) -> TurnOutput:
+    """A cache hit as a turn of record, without the graph's nodes: the thread's checkpoint gets the question
+    and the stored answer, then the record is written, then the checkpoint says the turn is done, as a graph
+    turn's two runs leave them (a process killed between is handled as for those). The answer cost nothing:
+    no usage, cost 0."""
+    assert probe.hit is not None
+    question = message.strip()
+    stored = {name: probe.hit.answer.get(name) for name in ANSWER_FIELDS if name != "cached"}
+    answer = cast(AnswerFields, {**stored, "usage": None, "cost": 0.0})
+    config: RunnableConfig = {"configurable": {"thread_id": thread}, "metadata": {TURN_RUN_KEY: run_id}}
+    reply = AIMessage(content=answer["answer"], response_metadata={"model": answer["model"], "cached": True})
+    values: dict[str, Any] = {
+        **answer,
+        "message": message,
+        "history": [],
+        "question": question,
+        "search_query": question,
+        "contexts": [],
+        "started_at": time.time() - (time.perf_counter() - started),
+        "model_ms": 0.0,
+        "messages": [HumanMessage(content=question), reply],
+    }
+    answered = await graph.aupdate_state(config, values, as_node="summarize")
+    record = TurnRecord(
+        thread_id=thread,
+        run_id=run_id,
+        question=question,
+        answer=cast(AnswerFields, {**answer, "cached": True}),
+        latency_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    await asyncio.to_thread(cache.records.add_turn, record)
+    await graph.aupdate_state({**answered, "metadata": {TURN_RUN_KEY: run_id}}, {}, as_node="persist")
+    turn.finished = True
+    return cast(TurnOutput, {**turn_output(thread, dict(answer)), "cached": True})
+
+
+async def _cached_events(
+    graph: DocentGraph,
+    cache: AnswerCache,
+    probe: CacheProbe,
+    message: str,
+    thread: str,
+    turn: _Turn,
+) -> AsyncGenerator[TurnEvent, None]:
+    """A cache hit as a stream's events: `metadata`, `sources` (the stored answer's citations), the whole
+    answer as one `token`, and `end` (`cached: true`) once the turn is recorded."""
+    assert probe.hit is not None
+    clock = _TurnClock(start=time.perf_counter())
+    run_id = str(uuid.uuid4())
+    yield "metadata", {"thread_id": thread, "run_id": run_id}
+    citations = probe.hit.answer["citations"]
+    yield "sources", {"sources": [{**c, "cited": False, "supported": None} for c in citations]}
+    if text := probe.hit.answer["answer"]:
+        clock.first_token = time.perf_counter()
+        yield "token", {"text": text}
+    output = await _serve_cached(graph, cache, probe, message, thread, run_id, turn, clock.start)
+    yield "end", {**output, "run_id": run_id, "timings": clock.timings(time.perf_counter())}
+
+
+def numbered_sources(passages: Sequence[Passage], guard: OutputGuard | None = None) -> list[Citation]:
     """The retrieved passages as the numbered sources the answer may cite as [n] (`cited` false: which of
-    them the answer cites is known at `end`)."""
-    return [citation_of(n, p) for n, p in enumerate(passages, start=1)]
+    them the answer cites is known at `end`); under `guard`'s PII pass, with their snippets redacted."""
+    sources = [citation_of(n, p) for n, p in enumerate(passages, start=1)]
+    if guard is not None and guard.redact_pii:
+        for source in sources:
+            source["snippet"] = guard.redact(source["snippet"])[0]
+    return sources
 
 
 @dataclass
@@ -186,6 +305,8 @@ async def stream_turn(
     context: DocentContext | None = None,
     history: Sequence[PriorMessage] | None = None,
     gate: TurnGate | None = None,
+    guard: OutputGuard | None = None,
+    cache: AnswerCache | None = None,
 ) -> AsyncIterator[TurnEvent]:
     """One turn as events: `metadata`, `sources` (before any token), `token`s from the summarize node,
     `error` if the model failed mid-stream, and `end` once the turn is recorded. `end.answer` is the answer of
@@ -193,16 +314,24 @@ async def stream_turn(
     this process: turn start to the model request (retrieval included), the model's time to its first
     chunk, that chunk to the first `token` event, and the whole turn. Closing the iterator cancels the turn
     before it is recorded, and leaves the thread's checkpoint as it was. `gate`: as for `run_turn`; a busy
-    thread raises ThreadBusyError before any event.
+    thread raises ThreadBusyError before any event. `guard`: the output guardrail the graph's answers pass
+    (Services.output_guard): tokens are reviewed before they are sent, and a stream that trips a blocked
+    pattern sends no more of them and ends with an `error` (reason `output_blocked`) and the withheld answer
+    in `end`. `cache`: as for `run_turn`; a hit streams the stored answer as one `token`.
     """
     thread = thread_id or new_thread_id()
-    async with (
-        _atomic_turn(graph, thread, gate) as turn,
-        aclosing(_stream_events(graph, message, thread, context, history, turn)) as events,
-    ):
+    async with _atomic_turn(graph, thread, gate) as turn:
+        probe = await _cache_probe(cache, turn, message, context or DocentContext(), history)
+        if cache is not None and probe is not None and probe.hit is not None:
+            events = _cached_events(graph, cache, probe, message, thread, turn)
+        else:
+            events = _stream_events(graph, message, thread, context, history, turn, guard)
         # Closing `events` first stops the graph, then the rollback (if any) runs on a quiet thread.
-        async for event in events:
-            yield event
+        async with aclosing(events):
+            async for event in events:
+                if event[0] == "end":
+                    await _remember(cache, probe, message, cast(AnswerFields, event[1]))
+                yield event
 
 
 async def _stream_events(
@@ -212,13 +341,15 @@ async def _stream_events(
     context: DocentContext | None,
     history: Sequence[PriorMessage] | None,
     turn: _Turn,
+    guard: OutputGuard | None = None,
 ) -> AsyncGenerator[TurnEvent, None]:
     clock = _TurnClock(start=time.perf_counter())
     run_id = uuid.uuid4()
     config: RunnableConfig = {"configurable": {"thread_id": thread}, "run_id": run_id}
     yield "metadata", {"thread_id": thread, "run_id": str(run_id)}
     answer: dict[str, Any] = {}
-    streamed = False
+    streamed = failed = False
+    review = StreamReview(guard) if guard is not None and guard.active else None
     async for mode, payload in _graph_parts(
         graph, _input(message, history), config, context or DocentContext(), turn
     ):
@@ -226,19 +357,25 @@ async def _stream_events(
             chunk, meta = payload
             if meta.get("langgraph_node") != "summarize" or not chunk.text:
                 continue
-            # An answerer that does not stream (extractive) hands its whole answer over as one AIMessage;
-            # after a streamed answer, that message only repeats the tokens.
+            # An answerer that does not stream (extractive) hands its whole answer over as one AIMessage
+            # (already reviewed; not sent when withheld); after a streamed answer, it only repeats the tokens.
             if isinstance(chunk, AIMessageChunk):
                 streamed = True
+                text = chunk.text if review is None else review.feed(chunk.text)
             elif not isinstance(chunk, AIMessage) or streamed:
+                continue
+            else:
+                withheld = str(chunk.response_metadata.get("output_rule", "")).startswith("blocked")
+                text = "" if withheld else chunk.text
+            if not text:
                 continue
             if clock.first_token is None:
                 clock.first_token = time.perf_counter()
-            yield "token", {"text": chunk.text}
+            yield "token", {"text": text}
         elif mode == "updates":
             for node, update in payload.items():
                 if node == "retrieve" and update:
-                    yield "sources", {"sources": numbered_sources(update["contexts"])}
+                    yield "sources", {"sources": numbered_sources(update["contexts"], guard)}
                 elif node == "summarize" and update:
                     answer = update
         elif mode == "tasks" and payload.get("name") == "retrieve":
@@ -247,11 +384,16 @@ async def _stream_events(
             else:
                 clock.retrieve_end = time.perf_counter()
         elif mode == "custom" and payload.get("event") == "error":
+            failed = True
             yield "error", {"reason": payload.get("reason")}
         elif mode == "custom" and payload.get("event") == "model_timing":
             clock.model_request = payload.get("requested_at")
             clock.model_first_chunk = payload.get("first_chunk_at")
     end = turn_output(thread, answer)
+    if review is not None and streamed and not failed and (rest := review.finish()):
+        yield "token", {"text": rest}
+    if (end.get("output_rule") or "").startswith("blocked") and not failed:
+        yield "error", {"reason": "output_blocked", "rule": end["output_rule"]}
     yield "end", {**end, "run_id": str(run_id), "timings": clock.timings(time.perf_counter())}
 
 

@@ -10,8 +10,9 @@ from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
 from core.answering.base import AnswerRequest
+from core.answering.output_guard import OutputGuard
 from core.answering.providers import AnswererRegistry
-from core.metrics import DEGRADED_ANSWERS, MODEL_LATENCY, MODEL_TOKENS
+from core.metrics import DEGRADED_ANSWERS, MODEL_LATENCY, MODEL_TOKENS, OUTPUT_RULES
 from core.types import Answer, DocentContext, Passage, Role
 
 
@@ -25,12 +26,16 @@ class SummarizeInput(TypedDict):
 
 
 async def summarize(
-    state: SummarizeInput, runtime: Runtime[DocentContext], *, answerers: AnswererRegistry
+    state: SummarizeInput,
+    runtime: Runtime[DocentContext],
+    *,
+    answerers: AnswererRegistry,
+    guard: OutputGuard | None = None,
 ) -> dict[str, Any]:
     """Ask the chosen answerer (an LLM streams its tokens to the graph's `messages` stream from here); the
-    answer joins the thread as an AI message. Custom stream events: `error` when the model failed mid-stream,
-    `model_timing` (the `time.perf_counter()` instants of the model request and its first content chunk) when
-    a model answered.
+    answer, reviewed by the output `guard`, joins the thread as an AI message. Custom stream events: `error`
+    when the model failed mid-stream, `model_timing` (the `time.perf_counter()` instants of the model request
+    and its first content chunk) when a model answered.
     """
     answerer = answerers.get(runtime.context.model if runtime.context else None)
     history: list[tuple[Role, str]] = [
@@ -56,10 +61,30 @@ async def summarize(
                 "first_chunk_at": answer.first_chunk_at,
             }
         )
+    fields: dict[str, Any] = {**answer.fields()}
+    metadata: dict[str, Any] = {"model": answer.model}
+    if guard is not None and guard.active:
+        fields.update(_reviewed(guard, answer))
+        if fields["output_rule"] is not None:  # a stream does not send a withheld answer as its token
+            metadata["output_rule"] = fields["output_rule"]
     return {
-        **answer.fields(),
+        **fields,
         "model_ms": round(model_s * 1000, 1),
-        "messages": [AIMessage(content=answer.text, response_metadata={"model": answer.model})],
+        "messages": [AIMessage(content=fields["answer"], response_metadata=metadata)],
+    }
+
+
+def _reviewed(guard: OutputGuard, answer: Answer) -> dict[str, Any]:
+    """The answer's text and citations as they may leave the server, and the rule that changed them."""
+    reviewed = guard.review(answer.text)
+    if reviewed.rule is not None:
+        action, _, rule = reviewed.rule.partition(": ")
+        for name in rule.split(", ") if action == "redacted" else [rule]:
+            OUTPUT_RULES.labels("withheld" if reviewed.blocked else "redacted", name).inc()
+    return {
+        "answer": reviewed.text,
+        "citations": guard.review_citations(answer.citations, reviewed),
+        "output_rule": reviewed.rule,
     }
 
 

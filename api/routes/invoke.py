@@ -53,7 +53,13 @@ async def answer(
     context = await turn_context(docent.services, caller, body.run_context())
     thread = await thread_for_turn(get_records(request), caller, knobs.thread_id)
     result = await run_turn(
-        docent.graph, body.input.message, thread_id=thread, context=context, gate=docent.turns, run_id=run_id
+        docent.graph,
+        body.input.message,
+        thread_id=thread,
+        context=context,
+        gate=docent.turns,
+        run_id=run_id,
+        cache=docent.services.answer_cache,
     )
     return InvokeResponse.model_validate(result.response())
 

@@ -126,6 +126,8 @@ def _extras(output: TurnOutput, run_id: str) -> DocentExtras:
         degraded_reason=output["degraded_reason"],
         usage_estimated=bool(usage and usage["estimated"]),
         unsupported_sentences=output["unsupported_sentences"],
+        output_rule=output.get("output_rule"),
+        cached=bool(output.get("cached")),
     )
 
 
@@ -181,9 +183,11 @@ async def _chunks(
                 yield chunk({"content": data["text"]})
             elif name == "error":
                 failed = True
-                note = (
-                    f"\n\n[the model failed mid-answer ({data.get('reason')}); a fallback answer follows]\n\n"
-                )
+                if data.get("reason") == "output_blocked":
+                    note = "\n\n[the answer was withheld by the server's output rules]\n\n"
+                else:
+                    why = data.get("reason")
+                    note = f"\n\n[the model failed mid-answer ({why}); a fallback answer follows]\n\n"
                 yield chunk({"content": note})
             elif name == "end":
                 output = turn_output(data["thread_id"], data)
@@ -279,11 +283,19 @@ async def _complete(
                 history=prior,
                 gate=docent.turns,
                 run_id=run_id,
+                cache=services.answer_cache,
             )
         )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     events = stream_turn(
-        docent.graph, question, thread_id=thread, context=context, history=prior, gate=docent.turns
+        docent.graph,
+        question,
+        thread_id=thread,
+        context=context,
+        history=prior,
+        gate=docent.turns,
+        guard=docent.services.output_guard,
+        cache=services.answer_cache,
     )
     return EventSourceResponse(
         _chunks(events, include_usage, body.model), headers=STREAM_HEADERS, ping=15, sep="\n"

@@ -50,7 +50,7 @@ data: {"answer": "Bokashi is a Japanese method that ferments food scraps in an a
 "page": 4, "snippet": "Bokashi is a Japanese method that ferments food scraps in an airtight bucket.", \
 "cited": true, "supported": true}], \
 "thread_id": "0d7bd59d38914dec8f92b3633fa64c19", "model": "extractive", "usage": null, "cost": 0.0, \
-"degraded": false, "degraded_reason": null, "unsupported_sentences": 0, \
+"degraded": false, "degraded_reason": null, "unsupported_sentences": 0, "output_rule": null, \
 "run_id": "3a303ca7-6b98-4ec9-bfc1-0206e5e7d382", \
 "timings": {"retrieve_ms": 14.7, "first_token_ms": 21.1, "total_ms": 29.6}}
 
@@ -90,6 +90,8 @@ async def turn_events(
             thread_id=thread_id,
             context=context,
             gate=docent.turns,
+            guard=docent.services.output_guard,
+            cache=docent.services.answer_cache,
         ):
             yield name, data
     except (CollectionError, ThreadBusyError) as exc:
@@ -132,7 +134,8 @@ async def langserve_events(
             elif name == "error" and "detail" in data:  # the turn cannot go on
                 yield _langserve_error(data)
                 return
-            # (An `error` with a `reason` is a model failing mid-stream: a fallback answers, in `end`.)
+            # (An `error` with a `reason` is a model failing mid-stream, a fallback answering in `end`, or
+            # the output guardrail withholding the answer, which `end` replaces.)
             elif name == "end":
                 rest = _output(data)
                 answer = str(rest.pop("answer") or "")

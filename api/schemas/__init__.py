@@ -61,6 +61,8 @@ SAMPLE_OUTPUT: dict[str, Any] = {
     "degraded": False,
     "degraded_reason": None,
     "unsupported_sentences": 0,
+    "output_rule": None,
+    "cached": False,
 }
 
 
@@ -678,6 +680,8 @@ SAMPLE_MESSAGES: list[Any] = [
         "degraded": False,
         "degraded_reason": None,
         "unsupported_sentences": 0,
+        "output_rule": None,
+        "cached": False,
     },
 ]
 
@@ -724,6 +728,8 @@ class MessageOut(BaseModel):
     degraded: bool | None = None
     degraded_reason: str | None = None
     unsupported_sentences: int | None = None
+    output_rule: str | None = None
+    cached: bool | None = None
 
 
 class ThreadDetail(ThreadSummary):

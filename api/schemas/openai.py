@@ -132,6 +132,14 @@ class DocentExtras(BaseModel):
         description="Sentences with a citation that none of their cited passages supports (0 for an"
         " extractive answer); null when the answer was not checked.",
     )
+    output_rule: str | None = Field(
+        None,
+        description="The output guardrail changed the answer: `blocked: <pattern>` (withheld) or"
+        " `redacted: <kinds>`; null when no rule fired.",
+    )
+    cached: bool = Field(
+        False, description="Served from the answer cache: an earlier, close question's answer; no model ran."
+    )
 
 
 SAMPLE_ANSWER = "Keeping the pile hot requires regular turning. [1] Turn the pile every 3 to 5 days. [1]"
@@ -171,6 +179,7 @@ class ChatCompletion(BaseModel):
                         "degraded_reason": None,
                         "usage_estimated": False,
                         "unsupported_sentences": 0,
+                        "output_rule": None,
                     },
                 }
             ]

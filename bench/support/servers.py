@@ -55,7 +55,16 @@ def docent_env(data_dir: Path, **extra: str) -> dict[str, str]:
     `extra` turns it on (DOCENT_AUTH="on")."""
     # A developer's own provider settings must not change what runs.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCENT_", "OPENAI_", "OLLAMA_"))}
-    env.update({"DOCENT_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", "DOCENT_AUTH": "off", **extra})
+    # The answer cache off unless asked for: tests and benches repeat questions and mean to run the graph.
+    env.update(
+        {
+            "DOCENT_DATA_DIR": str(data_dir),
+            "PYTHONUNBUFFERED": "1",
+            "DOCENT_AUTH": "off",
+            "DOCENT_CACHE": "off",
+            **extra,
+        }
+    )
     return env
 
 

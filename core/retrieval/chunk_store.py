@@ -16,6 +16,7 @@ from core.retrieval.vector_store import (
     VectorStore,
     validate_collection_name,
 )
+from core.storage.corpus import bump_corpus
 from core.storage.sources import SourceCatalog, SourceRecord, source_id
 
 
@@ -53,7 +54,8 @@ class ChunkStore:
     """Writes and removals go to both indexes; a chunk counts as stored only when both hold it.
 
     Chroma is written first (new vectors upserted, stale ones deleted), then one database transaction writes
-    the keyword rows, drops the stale ones and marks each source done. A crash anywhere before that commit
+    the keyword rows, drops the stale ones, marks each source done and bumps the collection's corpus version
+    (core/storage/corpus.py). A crash anywhere before that commit
     leaves the source's old record, so the next run redoes it; ids are deterministic and writes are upserts,
     so redoing is harmless.
     """
@@ -105,6 +107,7 @@ class ChunkStore:
                 uris = [version.record.uri] * len(version.ids)
                 tx.upsert(collection, version.ids, version.texts, uris, metas)
                 self.sources.put(tx.connection, version.record)
+            bump_corpus(tx.connection, collection)
 
     def source_ids(self, collection: str, source: str) -> set[str]:
         """Every chunk id either index holds for one source."""
@@ -113,7 +116,9 @@ class ChunkStore:
     def remove(self, collection: str, ids: Sequence[str]) -> None:
         """Remove chunks from both indexes."""
         self.vectors.delete(collection, ids)
-        self.keywords.delete(collection, ids)
+        with self.keywords.transaction() as tx:
+            tx.delete(collection, ids)
+            bump_corpus(tx.connection, collection)
 
     def remove_source(self, collection: str, source: str) -> int:
         """Remove every chunk of a source and its record; returns how many chunks there were.
@@ -126,6 +131,7 @@ class ChunkStore:
         with self.keywords.transaction() as tx:
             tx.delete(collection, ids)
             self.sources.delete(tx.connection, collection, [source_id(source)])
+            bump_corpus(tx.connection, collection)
         return len(ids)
 
     def close(self) -> None:

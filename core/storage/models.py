@@ -55,6 +55,8 @@ turns = Table(
     Column("degraded_reason", Text),
     Column("created_at", Text, nullable=False),
     Column("unsupported_sentences", Integer),  # migration 0005; NULL: not checked
+    Column("output_rule", Text),  # migration 0006; NULL: no output rule changed the answer
+    Column("cached", Boolean),  # migration 0007; true: served from the answer cache; NULL: written before
     Index("turns_thread", "thread_id", "id"),
     Index("turns_run", "run_id"),
 )
@@ -145,6 +147,17 @@ idempotency = Table(
     Column("created_at", Text, nullable=False),
     PrimaryKeyConstraint("owner", "route", "key"),
 )
+
+corpus_versions = Table(
+    "corpus_versions",
+    metadata,
+    Column("collection", Text, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("changed_at", Text, nullable=False),
+)
+"""A counter per stored collection that every write of its chunks or records bumps in the same transaction
+(ingest, reindex, source removal), from whichever process: the answer cache keys on it
+(core/storage/corpus.py)."""
 
 keyword_chunks = Table(
     "keyword_chunks",

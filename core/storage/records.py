@@ -81,6 +81,8 @@ class TurnRecords:
                     degraded=answer["degraded"],
                     degraded_reason=answer["degraded_reason"],
                     unsupported_sentences=answer.get("unsupported_sentences"),
+                    output_rule=answer.get("output_rule"),
+                    cached=bool(answer.get("cached")),
                     created_at=record.created_at,
                 )
             )
@@ -162,6 +164,8 @@ _TURN_COLUMNS = (
     turns.c.degraded,
     turns.c.degraded_reason,
     turns.c.unsupported_sentences,
+    turns.c.output_rule,
+    turns.c.cached,
 )
 
 
@@ -199,6 +203,8 @@ def _record(row: tuple[Any, ...]) -> TurnRecord:
         degraded,
         degraded_reason,
         unsupported_sentences,
+        output_rule,
+        cached,
     ) = row
     usage: Usage | None = None
     if prompt is not None or completion is not None:
@@ -222,6 +228,8 @@ def _record(row: tuple[Any, ...]) -> TurnRecord:
             degraded=bool(degraded),
             degraded_reason=degraded_reason,
             unsupported_sentences=unsupported_sentences,
+            output_rule=output_rule,
+            cached=bool(cached),
         ),
         latency_ms=latency_ms,
         created_at=created_at,

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from core.storage.corpus import bump_corpus
 from core.storage.models import sources
 
 
@@ -195,11 +196,13 @@ class SourceCatalog:
         return {str(name): int(count) for name, count in rows}
 
     def set_embedding_model(self, collection: str, model_id: str) -> None:
-        """After a re-embedding: every source of the collection is now embedded with `model_id`."""
+        """After a re-embedding: every source of the collection is now embedded with `model_id` (a change of
+        the corpus: its version is bumped)."""
         with self._engine.begin() as connection:
             connection.execute(
                 update(sources).where(sources.c.collection == collection).values(embedding_model=model_id)
             )
+            bump_corpus(connection, collection)
 
     def close(self) -> None:
         """Nothing to close: the Engine belongs to the composition root (core.services.Services)."""

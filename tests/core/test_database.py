@@ -44,6 +44,8 @@ def _answer(text_: str, *, tokens: int | None = None) -> AnswerFields:
         degraded=False,
         degraded_reason=None,
         unsupported_sentences=1 if tokens else None,
+        output_rule="redacted: email" if tokens else None,
+        cached=bool(tokens),
     )
 
 
