@@ -20,7 +20,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import StateSnapshot
 
 from core.answering.cache import AnswerCache, CacheProbe
-from core.answering.output_guard import OutputGuard, StreamReview
+from core.answering.output_guard import OutputGuard, StreamReview, withheld
 from core.storage.records import TurnRecord
 from core.types import (
     ANSWER_FIELDS,
@@ -365,8 +365,7 @@ async def _stream_events(
             elif not isinstance(chunk, AIMessage) or streamed:
                 continue
             else:
-                withheld = str(chunk.response_metadata.get("output_rule", "")).startswith("blocked")
-                text = "" if withheld else chunk.text
+                text = "" if withheld(chunk.response_metadata.get("output_rule")) else chunk.text
             if not text:
                 continue
             if clock.first_token is None:
@@ -392,7 +391,7 @@ async def _stream_events(
     end = turn_output(thread, answer)
     if review is not None and streamed and not failed and (rest := review.finish()):
         yield "token", {"text": rest}
-    if (end.get("output_rule") or "").startswith("blocked") and not failed:
+    if withheld(end.get("output_rule")) and not failed:
         yield "error", {"reason": "output_blocked", "rule": end["output_rule"]}
     yield "end", {**end, "run_id": str(run_id), "timings": clock.timings(time.perf_counter())}
 

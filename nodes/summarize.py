@@ -77,10 +77,10 @@ async def summarize(
 def _reviewed(guard: OutputGuard, answer: Answer) -> dict[str, Any]:
     """The answer's text and citations as they may leave the server, and the rule that changed them."""
     reviewed = guard.review(answer.text)
-    if reviewed.rule is not None:
-        action, _, rule = reviewed.rule.partition(": ")
-        for name in rule.split(", ") if action == "redacted" else [rule]:
-            OUTPUT_RULES.labels("withheld" if reviewed.blocked else "redacted", name).inc()
+    if reviewed.pattern is not None:
+        OUTPUT_RULES.labels("withheld", reviewed.pattern).inc()
+    for kind in reviewed.redacted:
+        OUTPUT_RULES.labels("redacted", kind).inc()
     return {
         "answer": reviewed.text,
         "citations": guard.review_citations(answer.citations, reviewed),

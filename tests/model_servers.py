@@ -85,15 +85,18 @@ def docent_env_for_models(openai_base: str, ollama_base: str) -> dict[str, str]:
 
 
 @contextmanager
-def model_backed_docent(workdir: Path) -> Iterator[ModelBackedDocent]:
-    """Ingest the sample corpus, start both scripted model servers and Docent; stop everything after."""
-    data_dir = ingest_sample(workdir / "data")
+def model_backed_docent(
+    workdir: Path, data_dir: Path | None = None, **env: str
+) -> Iterator[ModelBackedDocent]:
+    """Start both scripted model servers and Docent over `data_dir` (default: the sample corpus ingested
+    under `workdir`), with `env` on top of the model settings; stop everything after."""
+    data_dir = data_dir or ingest_sample(workdir / "data")
     openai_script, ollama_script = ModelScript(), ModelScript()
     with (
         serving(openai_app(openai_script)) as openai_base,
         serving(ollama_app(ollama_script)) as ollama_base,
         docent_server(
-            data_dir, workdir / "server.log", **docent_env_for_models(openai_base, ollama_base)
+            data_dir, workdir / "server.log", **docent_env_for_models(openai_base, ollama_base), **env
         ) as base,
     ):
         yield ModelBackedDocent(base, data_dir, openai_script, ollama_script)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 import numpy as np
 
+from core.answering.output_guard import withheld
 from core.metrics import ANSWER_CACHE
 from core.retrieval.embedders import Embedder
 from core.settings import Settings
@@ -363,11 +364,10 @@ def same_ask(question: str, other: str) -> bool:
 def cacheable(answer: AnswerFields) -> bool:
     """An answer worth serving again: answered by the chosen model, not withheld, not empty, not itself
     served from the cache."""
-    rule = answer.get("output_rule") or ""
     return (
         not answer.get("degraded")
         and not answer.get("cached")
-        and not rule.startswith("blocked")
+        and not withheld(answer.get("output_rule"))
         and bool((answer.get("answer") or "").strip())
     )
 

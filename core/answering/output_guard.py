@@ -41,17 +41,31 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
+def withheld(rule: str | None) -> bool:
+    """An answer's `output_rule` says a blocked pattern withheld it."""
+    return rule is not None and rule.startswith("blocked: ")
+
+
 @dataclass(frozen=True)
 class Reviewed:
-    """An answer after review: its text, and the rule that changed it (None: it passed unchanged)."""
+    """An answer after review: its text, the blocked pattern that withheld it or the kinds of personal data
+    taken out of it (neither: it passed unchanged)."""
 
     text: str
-    rule: str | None = None
+    pattern: str | None = None
+    redacted: tuple[str, ...] = ()
 
     @property
     def blocked(self) -> bool:
         """A blocked pattern withheld the answer."""
-        return self.rule is not None and self.rule.startswith("blocked")
+        return self.pattern is not None
+
+    @property
+    def rule(self) -> str | None:
+        """The answer's `output_rule`: `blocked: <pattern>`, `redacted: email, phone`, or None."""
+        if self.pattern is not None:
+            return f"blocked: {self.pattern}"
+        return f"redacted: {', '.join(self.redacted)}" if self.redacted else None
 
 
 class OutputGuard:
@@ -109,9 +123,9 @@ class OutputGuard:
     def review(self, text: str) -> Reviewed:
         """The answer as it may leave the server."""
         if (pattern := self.blocked_by(text)) is not None:
-            return Reviewed(WITHHELD, f"blocked: {pattern}")
+            return Reviewed(WITHHELD, pattern=pattern)
         redacted, kinds = self.redact(text)
-        return Reviewed(redacted, f"redacted: {', '.join(kinds)}" if kinds else None)
+        return Reviewed(redacted, redacted=tuple(kinds))
 
     def review_citations(self, citations: list[Citation], reviewed: Reviewed) -> list[Citation]:
         """The citations as they may leave with the reviewed answer: none is cited by a withheld answer, and

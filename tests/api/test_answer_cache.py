@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from bench.support.servers import docent_env, run_docent
-from tests.helpers import create_key, docent_server, ingest_sample
-from tests.model_servers import ModelScript, docent_env_for_models, ollama_app, openai_app, read_sse, serving
+from tests.helpers import create_key, ingest_sample
+from tests.model_servers import ModelScript, model_backed_docent, read_sse
 
 QUESTION = "How much do red wigglers eat per day?"
 PARAPHRASES = (
@@ -61,20 +61,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     assert made.returncode == 0, made.stderr
     keys = {"a": create_key(data_dir, "a", "query,ingest"), "b": made.stdout.strip().splitlines()[-1]}
-    openai_script, ollama_script = ModelScript(), ModelScript()
-    with (
-        serving(openai_app(openai_script)) as openai_base,
-        serving(ollama_app(ollama_script)) as ollama_base,
-        docent_server(
-            data_dir,
-            root / "server.log",
-            DOCENT_AUTH="on",
-            DOCENT_CACHE="on",
-            DOCENT_RATE_LIMIT_PER_MINUTE="0",
-            **docent_env_for_models(openai_base, ollama_base),
-        ) as base,
-    ):
-        yield Server(base, keys, openai_script)
+    with model_backed_docent(
+        root, data_dir, DOCENT_AUTH="on", DOCENT_CACHE="on", DOCENT_RATE_LIMIT_PER_MINUTE="0"
+    ) as docent:
+        yield Server(docent.base, keys, docent.openai)
 
 
 def test_invoke_batch_stream_and_v1_serve_a_paraphrase_from_the_cache(server: Server) -> None:

@@ -18,8 +18,8 @@ from langchain_core.messages import AIMessageChunk
 from langchain_core.runnables import RunnableConfig
 from langserve import RemoteRunnable
 
-from bench.support.servers import create_key, docent_server, ingest_sample
-from tests.model_servers import ModelScript, docent_env_for_models, ollama_app, openai_app, serving
+from bench.support.servers import create_key, ingest_sample
+from tests.model_servers import ModelScript, model_backed_docent
 
 
 @dataclass
@@ -39,18 +39,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     workdir = tmp_path_factory.mktemp("langserve")
     data_dir = ingest_sample(workdir / "data")
     key = create_key(data_dir, "langserve-client", "query")
-    script = ModelScript()
-    with (
-        serving(openai_app(script)) as openai_base,
-        serving(ollama_app(ModelScript())) as ollama_base,
-        docent_server(
-            data_dir,
-            workdir / "server.log",
-            DOCENT_AUTH="on",
-            **docent_env_for_models(openai_base, ollama_base),
-        ) as base,
-    ):
-        yield Served(base, key, script)
+    with model_backed_docent(workdir, data_dir, DOCENT_AUTH="on") as docent:
+        yield Served(docent.base, key, docent.openai)
 
 
 def ask(message: str) -> dict[str, str]:

@@ -21,9 +21,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from websockets.sync.client import connect
 
-from bench.support.servers import docent_server, ingest_sample
 from core.answering.output_guard import WITHHELD
-from tests.model_servers import ModelScript, docent_env_for_models, ollama_app, openai_app, read_sse, serving
+from tests.model_servers import ModelScript, model_backed_docent, read_sse
 
 BLOCKED_REPLY = "Turn the pile weekly and keep it moist; the launch code 4242 opens the shed [1]"
 PII_REPLY = "Call the desk on +1 415 555 0132 or write to help.desk@compost.example about your pile [1]"
@@ -51,21 +50,13 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     workdir = tmp_path_factory.mktemp("output-rules")
-    data_dir = ingest_sample(workdir / "data")
-    script = ModelScript()
-    with (
-        serving(openai_app(script)) as openai_base,
-        serving(ollama_app(ModelScript())) as ollama_base,
-        docent_server(
-            data_dir,
-            workdir / "server.log",
-            DOCENT_BLOCKED_OUTPUT_PATTERNS='["launch code \\\\d+"]',
-            DOCENT_REDACT_PII="true",
-            DOCENT_METRICS_PUBLIC="true",
-            **docent_env_for_models(openai_base, ollama_base),
-        ) as base,
-    ):
-        yield Served(base, script, data_dir)
+    with model_backed_docent(
+        workdir,
+        DOCENT_BLOCKED_OUTPUT_PATTERNS='["launch code \\\\d+"]',
+        DOCENT_REDACT_PII="true",
+        DOCENT_METRICS_PUBLIC="true",
+    ) as docent:
+        yield Served(docent.base, docent.openai, docent.data_dir)
 
 
 def invoke(base: str, message: str = QUESTION) -> dict[str, Any]:

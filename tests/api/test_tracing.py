@@ -31,8 +31,7 @@ from core.services import Services
 from core.settings import Settings
 from core.tracing import REQUEST_ID_ATTRIBUTE
 from graph.build import open_docent
-from tests.helpers import docent_server, ingest_sample
-from tests.model_servers import ModelScript, docent_env_for_models, ollama_app, openai_app, serving
+from tests.model_servers import ModelScript, model_backed_docent, serving
 
 NODES = ("append_message", "retrieve", "summarize", "persist")
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -116,22 +115,17 @@ class Traced:
 def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
     """`docent serve` (scripted OpenAI-compatible model first, extractive last) exporting to a receiver."""
     workdir = tmp_path_factory.mktemp("tracing")
-    data_dir = ingest_sample(workdir / "data")
-    receiver, script = Receiver(), ModelScript()
+    receiver = Receiver()
     with (
         serving(receiver.app()) as collector,
-        serving(openai_app(script)) as openai_base,
-        serving(ollama_app(ModelScript())) as ollama_base,
-        docent_server(
-            data_dir,
-            workdir / "server.log",
+        model_backed_docent(
+            workdir,
             OTEL_EXPORTER_OTLP_ENDPOINT=collector,
             OTEL_SERVICE_NAME="docent-under-test",
             OTEL_BSP_SCHEDULE_DELAY="50",
-            **docent_env_for_models(openai_base, ollama_base),
-        ) as base,
+        ) as docent,
     ):
-        yield Traced(base, receiver, script)
+        yield Traced(docent.base, receiver, docent.openai)
 
 
 def invoke_traced(served: Traced, trace_id: str, request_id: str, **configurable: str) -> list[ReceivedSpan]:

@@ -16,12 +16,12 @@ from core.retrieval.onnx_embedder import OnnxMiniLMEmbedder
 from core.services import Services
 from core.settings import Settings
 from core.storage.checkpoints import open_checkpointer, setup_checkpoints
-from core.storage.db import SchemaError, make_engine, upgrade
+from core.storage.db import SchemaError
 from core.types import DocentContext
 from graph.build import Docent, open_docent
 from graph.multitask import MultitaskStrategy, RedisTurnGate, ThreadBusyError
 from graph.turn import run_turn
-from tests.helpers import REDIS_URL
+from tests.helpers import REDIS_URL, upgraded
 
 QUESTIONS = [f"How often should I turn a compost pile? (take {n})" for n in range(8)]
 
@@ -36,17 +36,6 @@ def replica_settings(
         redis_prefix=redis_prefix,
         turn_multitask=strategy,
     )
-
-
-async def upgraded(settings: Settings) -> Settings:
-    """The database brought to the current schema, as `docent db upgrade` does."""
-    engine = make_engine(settings)
-    try:
-        await asyncio.to_thread(upgrade, engine)
-    finally:
-        engine.dispose()
-    await setup_checkpoints(settings)
-    return settings
 
 
 async def open_replicas(

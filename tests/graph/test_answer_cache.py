@@ -18,14 +18,12 @@ from core.metrics import ANSWER_CACHE
 from core.retrieval.onnx_embedder import OnnxMiniLMEmbedder
 from core.services import Services
 from core.settings import Settings
-from core.storage.checkpoints import setup_checkpoints
-from core.storage.db import make_engine, upgrade
 from core.storage.workspaces import stored_collection
 from core.types import DocentContext, PriorMessage
 from graph.build import Docent, open_docent
 from graph.turn import TURN_RUN_KEY, run_turn, stream_turn
 from ingest.pipeline import Ingestor
-from tests.helpers import REDIS_URL
+from tests.helpers import REDIS_URL, upgraded
 
 QUESTION = "How much do red wigglers eat per day?"
 PARAPHRASE = "Can you tell me how much red wigglers eat per day, please?"
@@ -280,12 +278,7 @@ async def test_server_mode_replicas_share_answers_through_redis_and_an_ingest_in
         redis_url=REDIS_URL,
         redis_prefix=redis_prefix,
     )
-    engine = make_engine(settings)
-    try:
-        await asyncio.to_thread(upgrade, engine)
-    finally:
-        engine.dispose()
-    await setup_checkpoints(settings)
+    await upgraded(settings)
     async with AsyncExitStack() as stack:
         a, b = [
             await stack.enter_async_context(open_docent(settings, Services(settings, embedder=embedder)))
