@@ -74,4 +74,5 @@ async def _ask(question: str, thread: str | None, context: DocentContext) -> Tur
             context=context,
             gate=docent.turns,
             cache=docent.services.answer_cache,
+            records=docent.services.records,
         )

@@ -21,7 +21,7 @@ from langgraph.types import StateSnapshot
 
 from core.answering.cache import AnswerCache, CacheProbe
 from core.answering.output_guard import OutputGuard, StreamReview, withheld
-from core.storage.records import TurnRecord
+from core.storage.records import TurnRecord, TurnRecords
 from core.types import (
     ANSWER_FIELDS,
     AnswerFields,
@@ -60,21 +60,31 @@ TURN_RUN_KEY = "docent_run_id"
 
 @asynccontextmanager
 async def _atomic_turn(
-    graph: DocentGraph, thread_id: str, gate: TurnGate | None, run_id: str | None = None
+    graph: DocentGraph,
+    thread_id: str,
+    gate: TurnGate | None,
+    run_id: str | None = None,
+    records: TurnRecords | None = None,
 ) -> AsyncIterator[_Turn]:
     """Run the block as the thread's only turn; if it fails or is cancelled before the graph finished, put the
     thread's checkpoint back to where it was, so a turn that was not answered leaves nothing behind (not even
     its question).
 
-    A turn left part-way by a dead process is undone first. One left at `persist` (answered, its record
-    perhaps written) is kept, unless this run is that same run again (`run_id`: an idempotent retry, which
-    runs only when the first run's record was not found), so its question is not asked twice."""
+    A turn left part-way by a dead process is undone first. One left at `persist` (answered) is kept only if
+    its record was written (`records`; without them, it is kept), and never when this run is that same run
+    again (`run_id`: an idempotent retry, which runs only when the first run's record was not found): the
+    thread's checkpoint and its records hold the same turns, and no question is asked twice."""
     async with gate.turn(thread_id) if gate is not None else nullcontext():
         config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
         before = await graph.aget_state(config)
-        redo = run_id is not None and (before.metadata or {}).get(TURN_RUN_KEY) == run_id
-        if before.next and (tuple(before.next) != ANSWERED or redo):
-            before = await _undo_dead_turn(graph, thread_id, config, run_id if redo else None)
+        if before.next:
+            dead_run = (before.metadata or {}).get(TURN_RUN_KEY)
+            keep = tuple(before.next) == ANSWERED and dead_run != run_id
+            if keep and records is not None and isinstance(dead_run, str):
+                keep = await asyncio.to_thread(records.by_run_id, dead_run) is not None
+            if not keep:
+                passed_over = dead_run if isinstance(dead_run, str) else None
+                before = await _undo_dead_turn(graph, thread_id, config, passed_over)
         turn = _Turn(first=not (before.values or {}).get("messages"))
         try:
             yield turn
@@ -137,13 +147,15 @@ async def run_turn(
     gate: TurnGate | None = None,
     run_id: str | None = None,
     cache: AnswerCache | None = None,
+    records: TurnRecords | None = None,
 ) -> TurnResult:
     """Ask one question on a thread (a new thread when none is given) and wait for the answer. `history`
     (a client-held conversation) goes before the question; give it only for a new thread. `gate`: one turn at
     a time per thread (ThreadBusyError). `run_id`: the run's id (a UUID; default: a new one), kept in the
     turn's record. A turn that fails or is cancelled leaves the checkpoint as it was. `cache`: the answer
     cache (Services.answer_cache), which serves and keeps the answers of first turns (`cached: true` when
-    served, without the graph's nodes).
+    served, without the graph's nodes). `records`: the turn records (Services.records), so that a turn a dead
+    process left answered but unrecorded is undone, not kept under this one.
     """
     thread = thread_id or new_thread_id()
     run = uuid.UUID(run_id) if run_id else uuid.uuid4()
@@ -155,7 +167,7 @@ async def run_turn(
     result: dict[str, Any] = {}
     knobs = context or DocentContext()
     started = time.perf_counter()
-    async with _atomic_turn(graph, thread, gate, str(run)) as turn:
+    async with _atomic_turn(graph, thread, gate, str(run), records) as turn:
         probe = await _cache_probe(cache, turn, message, knobs, history)
         if cache is not None and probe is not None and probe.hit is not None:
             served = await _serve_cached(graph, cache, probe, message, thread, str(run), turn, started)
@@ -307,6 +319,7 @@ async def stream_turn(
     gate: TurnGate | None = None,
     guard: OutputGuard | None = None,
     cache: AnswerCache | None = None,
+    records: TurnRecords | None = None,
 ) -> AsyncIterator[TurnEvent]:
     """One turn as events: `metadata`, `sources` (before any token), `token`s from the summarize node,
     `error` if the model failed mid-stream, and `end` once the turn is recorded. `end.answer` is the answer of
@@ -317,10 +330,11 @@ async def stream_turn(
     thread raises ThreadBusyError before any event. `guard`: the output guardrail the graph's answers pass
     (Services.output_guard): tokens are reviewed before they are sent, and a stream that trips a blocked
     pattern sends no more of them and ends with an `error` (reason `output_blocked`) and the withheld answer
-    in `end`. `cache`: as for `run_turn`; a hit streams the stored answer as one `token`.
+    in `end`. `cache`: as for `run_turn`; a hit streams the stored answer as one `token`. `records`: as for
+    `run_turn`.
     """
     thread = thread_id or new_thread_id()
-    async with _atomic_turn(graph, thread, gate) as turn:
+    async with _atomic_turn(graph, thread, gate, records=records) as turn:
         probe = await _cache_probe(cache, turn, message, context or DocentContext(), history)
         if cache is not None and probe is not None and probe.hit is not None:
             events = _cached_events(graph, cache, probe, message, thread, turn)
@@ -345,7 +359,11 @@ async def _stream_events(
 ) -> AsyncGenerator[TurnEvent, None]:
     clock = _TurnClock(start=time.perf_counter())
     run_id = uuid.uuid4()
-    config: RunnableConfig = {"configurable": {"thread_id": thread}, "run_id": run_id}
+    config: RunnableConfig = {
+        "configurable": {"thread_id": thread},
+        "run_id": run_id,
+        "metadata": {TURN_RUN_KEY: str(run_id)},
+    }
     yield "metadata", {"thread_id": thread, "run_id": str(run_id)}
     answer: dict[str, Any] = {}
     streamed = failed = False

@@ -60,6 +60,7 @@ async def answer(
         gate=docent.turns,
         run_id=run_id,
         cache=docent.services.answer_cache,
+        records=docent.services.records,
     )
     return InvokeResponse.model_validate(result.response())
 

@@ -284,6 +284,7 @@ async def _complete(
                 gate=docent.turns,
                 run_id=run_id,
                 cache=services.answer_cache,
+                records=services.records,
             )
         )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -296,6 +297,7 @@ async def _complete(
         gate=docent.turns,
         guard=docent.services.output_guard,
         cache=services.answer_cache,
+        records=services.records,
     )
     return EventSourceResponse(
         _chunks(events, include_usage, body.model), headers=STREAM_HEADERS, ping=15, sep="\n"

@@ -92,6 +92,7 @@ async def turn_events(
             gate=docent.turns,
             guard=docent.services.output_guard,
             cache=docent.services.answer_cache,
+            records=docent.services.records,
         ):
             yield name, data
     except (CollectionError, ThreadBusyError) as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import cast
 
 import pytest
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
@@ -13,10 +14,11 @@ from core.answering.extractive import NO_ANSWER
 from core.answering.providers import UnknownModelError
 from core.services import Services
 from core.storage.checkpoints import open_checkpointer
-from core.types import DocentContext
+from core.storage.records import TurnRecord
+from core.types import ANSWER_FIELDS, AnswerFields, DocentContext
 from graph.build import DocentGraph, build_graph
 from graph.state import InputState
-from graph.turn import TURN_RUN_KEY, run_turn
+from graph.turn import TURN_RUN_KEY, run_turn, stream_turn
 from nodes.retrieve import build_search_query, is_follow_up
 
 
@@ -173,6 +175,38 @@ async def test_another_turn_after_a_run_that_died_at_persist_keeps_that_answered
     await run_turn(graph, "What temperature should a hot compost pile reach?", thread_id="u")
     state = await graph.aget_state({"configurable": {"thread_id": "u"}})
     assert _asked(state.values) == [
-        "How much do red wigglers eat per day?",  # answered (its record may have been written): kept
+        "How much do red wigglers eat per day?",  # answered; no records to ask whether it was recorded: kept
         "What temperature should a hot compost pile reach?",
     ]
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+async def test_a_turn_that_died_at_persist_is_kept_only_if_its_record_was_written(
+    graph: DocentGraph, sample_services: Services, recorded: bool
+) -> None:
+    records = sample_services.records
+    thread, first, dead = uuid.uuid4().hex, str(uuid.uuid4()), str(uuid.uuid4())
+    await run_turn(graph, "How often should it be turned?", thread_id=thread, run_id=first, records=records)
+    await _die_before_persist(graph, thread, "How much do red wigglers eat per day?", dead)
+    if recorded:  # the process died after persist wrote the record, before the last checkpoint
+        answer = (await graph.aget_state({"configurable": {"thread_id": thread}})).values
+        fields = cast(AnswerFields, {name: answer.get(name) for name in ANSWER_FIELDS})
+        records.add_turn(TurnRecord(thread, "How much do red wigglers eat per day?", fields, 1.0, dead))
+    # Another run (a new question, or a client that retried with a new run id): not the dead one again.
+    await run_turn(
+        graph, "What temperature should a hot compost pile reach?", thread_id=thread, records=records
+    )
+    state = await graph.aget_state({"configurable": {"thread_id": thread}})
+    kept = ["How much do red wigglers eat per day?"] if recorded else []
+    assert _asked(state.values) == [
+        "How often should it be turned?",
+        *kept,
+        "What temperature should a hot compost pile reach?",
+    ]
+    assert [turn.question for turn in records.turns(thread)] == _asked(state.values)
+
+
+async def test_a_streamed_turn_names_its_run_in_its_checkpoints(graph: DocentGraph) -> None:
+    events = [event async for event in stream_turn(graph, "How often should it be turned?", thread_id="s")]
+    state = await graph.aget_state({"configurable": {"thread_id": "s"}})
+    assert (state.metadata or {}).get(TURN_RUN_KEY) == events[0][1]["run_id"]
