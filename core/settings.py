@@ -136,6 +136,10 @@ class Settings(BaseSettings):
     bm25_peak_ratio: float = Field(
         1.3, ge=1, description="BM25 best score over its fifth best at which its ranking counts as peaking."
     )
+    distinct_pages: bool = Field(
+        True,
+        description="One passage per page of a paged document in the top k while other pages offer any.",
+    )
     reranker: Literal["none", "llm"] = Field(
         "none", description="Second-stage reranking of the fused candidates: `llm` asks the answering model."
     )

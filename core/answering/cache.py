@@ -62,6 +62,7 @@ ANSWER_SETTINGS = (
     "bm25_peak_ratio",
     "reranker",
     "rerank_candidates",
+    "distinct_pages",
     "embeddings_provider",
     "embeddings_model",
     "blocked_output_patterns",

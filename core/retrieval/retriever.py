@@ -30,6 +30,10 @@ def reciprocal_rank_fusion(rankings: list[tuple[list[str], float]], rrf_k: int) 
     return sorted(scores, key=lambda chunk_id: -scores[chunk_id])
 
 
+PAGE_CANDIDATES = 3
+"""With `distinct_pages`, a first stage whose passages show a page twice reads up to PAGE_CANDIDATES times as
+many, to leave one per page."""
+
 PEAK_RANK = 5
 """BM25's confidence is its best score over its PEAK_RANK-th best (see `bm25_weight`)."""
 
@@ -50,6 +54,24 @@ def bm25_weight(hits: Sequence[tuple[str, float]], settings: Settings) -> float:
     if bm25_peak(hits) >= settings.bm25_peak_ratio:
         return settings.bm25_weight
     return settings.bm25_flat_weight
+
+
+def distinct_pages(passages: Sequence[Passage], k: int) -> list[Passage]:
+    """The k first passages, one per page of a paged document while other pages have candidates: a passage
+    whose page an earlier one already shows moves behind those of pages not shown yet, in its order. A
+    passage without a page (a web page's chunk) is its own. Page hit@5 on FinanceBench (docs/retrieval.md)."""
+    shown: set[tuple[str, int]] = set()
+    first: list[Passage] = []
+    repeats: list[Passage] = []
+    for passage in passages:
+        page = passage.get("page")
+        if page is None:
+            first.append(passage)
+            continue
+        where = (passage["source"], page)
+        (repeats if where in shown else first).append(passage)
+        shown.add(where)
+    return (first + repeats)[:k]
 
 
 class Retriever:
@@ -142,8 +164,11 @@ class Retriever:
         matrix = self._embedder.embed(list(queries))
         vectors = self._store.vectors
         if len(queries) == 1 and mode == "dense":
-            with span("chroma query", _query_attributes("chromadb", collection, self._candidates(k))):
-                found_dense = vectors.search(collection, matrix[0], self._candidates(k), where=where)
+            wanted = self._candidates(k)
+            with span("chroma query", _query_attributes("chromadb", collection, wanted)):
+                found_dense = vectors.search(collection, matrix[0], wanted, where=where)
+                if self._more_pages_wanted(found_dense, k):
+                    found_dense = vectors.search(collection, matrix[0], wanted * PAGE_CANDIDATES, where=where)
             return self._reranked(queries[0], [self._shown(p) for p in found_dense], k)
         ranked_lists = [
             self._rank(vector, searches[n] if searches else None, collection, mode, depth, where)
@@ -153,24 +178,42 @@ class Retriever:
             ranked = ranked_lists[0]
         else:
             ranked = reciprocal_rank_fusion([(r, 1.0) for r in ranked_lists], self._settings.rrf_k)
-        top = ranked[: self._candidates(k)]
         # The rankings carry ids alone (text and metadata for 50 candidates cost more than the search): one
-        # read for the few kept, each scored by its best cosine over the queries.
-        with span(
-            "chroma get", {**_query_attributes("chromadb", collection, len(top)), "db.operation.name": "get"}
-        ):
-            found = vectors.passages(collection, top, matrix)
-        return self._reranked(queries[0], [self._shown(found[i]) for i in top if i in found], k)
+        # read for the few kept, each scored by its best cosine over the queries; a second for the next few
+        # when a page shows twice among them (`distinct_pages`).
+        wanted = self._candidates(k)
+        kept = self._read(collection, ranked[:wanted], matrix)
+        if self._more_pages_wanted(kept, k):
+            kept += self._read(collection, ranked[wanted : wanted * PAGE_CANDIDATES], matrix)
+        return self._reranked(queries[0], kept, k)
+
+    def _read(self, collection: str, ids: list[str], matrix: np.ndarray) -> list[Passage]:
+        """The passages of these chunk ids, in their order (one Chroma read)."""
+        if not ids:
+            return []
+        attributes = {**_query_attributes("chromadb", collection, len(ids)), "db.operation.name": "get"}
+        with span("chroma get", attributes):
+            found = self._store.vectors.passages(collection, ids, matrix)
+        return [self._shown(found[i]) for i in ids if i in found]
 
     def _candidates(self, k: int) -> int:
         """Passages the first stage hands on: k, or `rerank_candidates` for a reranker to order."""
         return max(k, self._settings.rerank_candidates) if self._reranker is not None else k
 
+    def _more_pages_wanted(self, passages: Sequence[Passage], k: int) -> bool:
+        """`distinct_pages` is on and the first k passages show a page twice: the next candidates may hold
+        other pages. A reranker's candidates are enough to choose from."""
+        if not self._settings.distinct_pages or self._reranker is not None:
+            return False
+        pages = [(p["source"], p.get("page")) for p in passages[:k] if p.get("page") is not None]
+        return len(pages) != len(set(pages))
+
     def _reranked(self, query: str, passages: list[Passage], k: int) -> list[Passage]:
-        """The k best passages, in the reranker's order when there is one."""
-        if self._reranker is None:
-            return passages[:k]
-        return self._reranker.rerank(query, passages)[:k]
+        """The k best passages, in the reranker's order when there is one, one per page while other pages
+        have candidates (`distinct_pages`)."""
+        if self._reranker is not None:
+            passages = self._reranker.rerank(query, passages)
+        return distinct_pages(passages, k) if self._settings.distinct_pages else passages[:k]
 
     def _resolved(self, where: SearchFilter | None) -> SearchFilter | None:
         """The filter as the indexes match it (None when it restricts nothing): a source named by the path

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
 
-from core.retrieval.retriever import reciprocal_rank_fusion
+from core.retrieval.onnx_embedder import OnnxMiniLMEmbedder
+from core.retrieval.retriever import distinct_pages, reciprocal_rank_fusion
 from core.services import Services
+from core.settings import Settings
 from core.types import Passage, RetrieverMode
 from ingest.pipeline import Ingestor
+from tests.ingest.pdf_fixtures import paragraph, text_pdf
 
 PLANETS = """<html><head><title>Planets</title></head><body>
 <h1>Planets</h1>
@@ -128,3 +132,53 @@ def test_hybrid_scores_match_the_dense_ones_and_read_the_kept_chunks_once(
     bm25 = services.retriever.search(query, k=3, collection="docent", mode="bm25")
     assert reads == [[p["chunk_id"] for p in bm25]]  # BM25 alone reads its hits' text and vectors
     assert all(abs(p["score"] - dense[p["chunk_id"]]) < 1e-3 for p in bm25)  # cosine, as dense gives
+
+
+def _passage(source: str, page: int | None, n: int) -> Passage:
+    return cast(Passage, {"chunk_id": f"{source}:{page}:{n}", "source": source, "page": page})
+
+
+def test_distinct_pages_moves_a_repeated_page_behind_the_pages_not_shown_yet() -> None:
+    ranked = [
+        _passage("a.pdf", 3, 0),
+        _passage("a.pdf", 3, 1),  # page 3 again
+        _passage("b.pdf", 3, 0),  # another document's page 3
+        _passage("page.html", None, 0),  # no pages: each chunk is its own
+        _passage("page.html", None, 1),
+        _passage("a.pdf", 4, 0),
+    ]
+    kept = [p["chunk_id"] for p in distinct_pages(ranked, 5)]
+    assert kept == ["a.pdf:3:0", "b.pdf:3:0", "page.html:None:0", "page.html:None:1", "a.pdf:4:0"]
+    # With too few pages the repeats fill the list, in their order.
+    assert [p["chunk_id"] for p in distinct_pages(ranked[:3], 3)] == ["a.pdf:3:0", "b.pdf:3:0", "a.pdf:3:1"]
+
+
+JUPITER_LINES = [
+    f"Jupiter fact {n}: the Great Red Spot storm on Jupiter is wider than the Earth and has raged for ages."
+    for n in range(6)
+]
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_a_page_with_many_matching_chunks_leaves_room_for_the_next_page(
+    tmp_path: Path, embedder: OnnxMiniLMEmbedder, mode: RetrieverMode
+) -> None:
+    pdf = tmp_path / "jupiter.pdf"
+    first = paragraph(72, 720, JUPITER_LINES)  # one page of many chunks about the storm
+    second = paragraph(72, 720, ["That storm is shrinking, as later images from the probes showed."])
+    pdf.write_bytes(text_pdf([first, second]))
+    pages: dict[bool, list[int]] = {}
+    for distinct in (True, False):
+        settings = Settings(data_dir=tmp_path / f"data-{distinct}", chunk_size=200, chunk_overlap=0)
+        settings = settings.model_copy(update={"distinct_pages": distinct})
+        services = Services(settings, embedder=embedder).open_all()
+        try:
+            ingest(services, pdf)
+            found = services.retriever.search(
+                "How big is Jupiter's Great Red Spot storm?", k=3, collection="docent", mode=mode
+            )
+        finally:
+            services.close()
+        pages[distinct] = [p["page"] or 0 for p in found]
+    assert pages[False] == [1, 1, 1]  # the first page's chunks fill the top 3
+    assert sorted(pages[True]) == [1, 1, 2]
