@@ -103,6 +103,9 @@ async def run_once(
         await asyncio.sleep(WAIT_POLL_S)
 
     run_id = claim.run_id or ""
+    # A failed request is forgotten, unless it retried a dead process's run: that run's claim is kept for the
+    # next retry, which takes it over at once with the same run id.
+    give_back = store.abandon if claim.taken_over else store.release
     heartbeat = asyncio.create_task(_keep_claim(store, owner, route, key))
     try:
         found = await recover(run_id) if recover is not None and claim.taken_over else None
@@ -110,7 +113,7 @@ async def run_once(
     except BaseException:
         with anyio.CancelScope(shield=True):
             await _stop(heartbeat)
-            await asyncio.to_thread(store.release, owner, route, key)
+            await asyncio.to_thread(give_back, owner, route, key)
         raise
     with anyio.CancelScope(shield=True):  # once answered, the answer is kept whatever happens to the caller
         await _stop(heartbeat)
@@ -119,7 +122,7 @@ async def run_once(
                 store.finish, owner, route, key, response.status_code, bytes(response.body).decode()
             )
         else:
-            await asyncio.to_thread(store.release, owner, route, key)
+            await asyncio.to_thread(give_back, owner, route, key)
     return response
 
 

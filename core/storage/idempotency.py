@@ -147,6 +147,18 @@ class IdempotencyStore:
                 delete(idempotency).where(*self._row(owner, route, key), idempotency.c.status_code.is_(None))
             )
 
+    def abandon(self, owner: str, route: str, key: str) -> None:
+        """Give back a claim taken over from a dead process whose retry failed: it stays that run's, with its
+        run id, and the next retry takes it over at once, so it looks again for what the dead run finished
+        (a new run id would not find it)."""
+        stale = datetime.now(UTC) - timedelta(seconds=CLAIM_STALE_S + 1)
+        with self._engine.begin() as db:
+            db.execute(
+                update(idempotency)
+                .where(*self._row(owner, route, key), idempotency.c.status_code.is_(None))
+                .values(created_at=_stamp(stale))
+            )
+
     def sweep(self) -> int:
         """Delete every expired response (and every claim dead for longer than the TTL); returns how many."""
         now = datetime.now(UTC)

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, select
 
 from api.idempotency import REPLAYED_HEADER, request_hash
 from api.schemas import InvokeRequest
@@ -156,6 +156,22 @@ def test_a_key_whose_first_request_died_with_its_replica_is_taken_over(server: S
     assert _post(server.base, "/invoke", body, key).json() == taken.json()
 
 
+def test_a_failed_retry_of_a_dead_replicas_run_leaves_that_run_to_the_next_retry(server: Server) -> None:
+    """A retry that took a dead replica's claim over and failed (here: a 400; in the load drill, a 409 on the
+    thread the dead replica still held) gives the claim back with its run id, stale at once."""
+    key, run_id = uuid.uuid4().hex, str(uuid.uuid4())
+    bad = _invoke_body("What is bokashi?", model="no-such-model")
+    _claim(server, key, bad, age_s=CLAIM_STALE_S + 5, run_id=run_id)
+    for _ in range(2):  # each retry takes the claim over at once (no 409 "still running"), and fails
+        failed = _post(server.base, "/invoke", bad, key)
+        assert failed.status_code == 400, failed.text
+        with server.engine.connect() as db:
+            row = db.execute(
+                select(idempotency.c.run_id, idempotency.c.status_code).where(idempotency.c.key == key)
+            ).one()
+        assert (row.run_id, row.status_code) == (run_id, None)
+
+
 def test_a_turn_its_dead_replica_finished_but_never_answered_is_returned_not_run_again(
     server: Server,
 ) -> None:
@@ -247,6 +263,19 @@ def test_keys_belong_to_their_owner_and_route(store_engine: Engine) -> None:
     done = store.claim("a@default", "/invoke", "k", "h1")
     assert (done.state, done.status_code, done.response) == ("done", 200, '{"ok": 1}')
     assert store.claim("a@default", "/invoke", "k", "h9").state == "mismatch"
+
+
+def test_an_abandoned_claim_is_taken_over_at_once_with_its_run_id(store_engine: Engine) -> None:
+    store = IdempotencyStore(store_engine, ttl_s=60)
+    first = store.claim("a", "/invoke", "k", "h")
+    assert first.state == "claimed" and not first.taken_over
+    assert store.claim("a", "/invoke", "k", "h").state == "in_progress"
+    store.abandon("a", "/invoke", "k")
+    again = store.claim("a", "/invoke", "k", "h")
+    assert (again.state, again.run_id, again.taken_over) == ("claimed", first.run_id, True)
+    store.release("a", "/invoke", "k")  # a fresh claim's failure forgets it: a new run id next time
+    fresh = store.claim("a", "/invoke", "k", "h")
+    assert fresh.state == "claimed" and fresh.run_id != first.run_id and not fresh.taken_over
 
 
 def test_an_answer_is_replayed_until_the_ttl_then_the_key_runs_again(store_engine: Engine) -> None:
