@@ -78,13 +78,13 @@ async def _atomic_turn(
         config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
         before = await graph.aget_state(config)
         if before.next:
-            dead_run = (before.metadata or {}).get(TURN_RUN_KEY)
+            named = (before.metadata or {}).get(TURN_RUN_KEY)
+            dead_run = named if isinstance(named, str) else None
             keep = tuple(before.next) == ANSWERED and dead_run != run_id
-            if keep and records is not None and isinstance(dead_run, str):
+            if keep and records is not None and dead_run is not None:
                 keep = await asyncio.to_thread(records.by_run_id, dead_run) is not None
             if not keep:
-                passed_over = dead_run if isinstance(dead_run, str) else None
-                before = await _undo_dead_turn(graph, thread_id, config, passed_over)
+                before = await _undo_dead_turn(graph, thread_id, config, dead_run)
         turn = _Turn(first=not (before.values or {}).get("messages"))
         try:
             yield turn

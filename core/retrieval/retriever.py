@@ -56,6 +56,12 @@ def bm25_weight(hits: Sequence[tuple[str, float]], settings: Settings) -> float:
     return settings.bm25_flat_weight
 
 
+def _page_of(passage: Passage) -> tuple[str, int] | None:
+    """The (source, page) a passage comes from; None for an unpaged one (a web page's chunk)."""
+    page = passage.get("page")
+    return None if page is None else (passage["source"], page)
+
+
 def distinct_pages(passages: Sequence[Passage], k: int) -> list[Passage]:
     """The k first passages, one per page of a paged document while other pages have candidates: a passage
     whose page an earlier one already shows moves behind those of pages not shown yet, in its order. A
@@ -64,11 +70,9 @@ def distinct_pages(passages: Sequence[Passage], k: int) -> list[Passage]:
     first: list[Passage] = []
     repeats: list[Passage] = []
     for passage in passages:
-        page = passage.get("page")
-        if page is None:
+        if (where := _page_of(passage)) is None:
             first.append(passage)
             continue
-        where = (passage["source"], page)
         (repeats if where in shown else first).append(passage)
         shown.add(where)
     return (first + repeats)[:k]
@@ -205,7 +209,7 @@ class Retriever:
         other pages. A reranker's candidates are enough to choose from."""
         if not self._settings.distinct_pages or self._reranker is not None:
             return False
-        pages = [(p["source"], p.get("page")) for p in passages[:k] if p.get("page") is not None]
+        pages = [where for p in passages[:k] if (where := _page_of(p)) is not None]
         return len(pages) != len(set(pages))
 
     def _reranked(self, query: str, passages: list[Passage], k: int) -> list[Passage]:
