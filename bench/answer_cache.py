@@ -13,6 +13,9 @@ of a hit against a miss.
    which hit, then the questions again word for word (their vectors already in the query embedder's cache).
    `run_turn` time of each (what the server spends inside the turn; the route adds its checks), and of the
    lookup alone.
+3. Latency over HTTP: the same questions and as many new paraphrases sent as POST /invoke to `docent serve`
+   (real uvicorn, API keys on, the cache on) on a loopback port; the server's time of each (its access log's
+   `duration_ms`) and the client's.
 
 Usage: .venv/bin/python bench/answer_cache.py [--paragraphs N] [--json OUT]
        .venv/bin/python bench/answer_cache.py --smoke    # 40 paragraphs, 2 questions: does it work at all?
@@ -111,6 +114,21 @@ def _stats(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+def new_paraphrases(question: str, wanted: int, pick: random.Random, seen: set[str]) -> list[str]:
+    """Up to `wanted` paraphrases of a question, none of them (nor the question) in `seen` (lowercased),
+    which then holds them all."""
+    seen.add(question.lower())
+    made: list[str] = []
+    for _attempt in range(wanted * 20):
+        if len(made) == wanted:
+            break
+        text = paraphrase(question, pick).text
+        if text.lower() not in seen:
+            seen.add(text.lower())
+            made.append(text)
+    return made
+
+
 async def measure_latency(questions: Sequence[str], per_question: int, settings: Settings) -> dict[str, Any]:
     """run_turn milliseconds of misses and of hits (paraphrases never embedded before), and of lookups."""
     from graph.build import open_docent
@@ -139,16 +157,7 @@ async def measure_latency(questions: Sequence[str], per_question: int, settings:
             first = await run_turn(docent.graph, question, cache=cache)
             misses.append((time.perf_counter() - started) * 1000)
             assert not first.output["cached"], question
-            seen.add(question.lower())
-            made = 0
-            for _attempt in range(per_question * 20):
-                if made == per_question:
-                    break
-                text = paraphrase(question, pick).text
-                if text.lower() in seen:
-                    continue
-                seen.add(text.lower())
-                made += 1
+            for text in new_paraphrases(question, per_question, pick, seen):
                 started = time.perf_counter()
                 result = await run_turn(docent.graph, text, cache=cache)
                 elapsed = (time.perf_counter() - started) * 1000
@@ -175,6 +184,78 @@ async def measure_latency(questions: Sequence[str], per_question: int, settings:
         "lookup": _stats(lookups),
         "paraphrases_not_hit": not_hit,
     }
+
+
+def measure_http(questions: Sequence[str], per_question: int, tmp: Path) -> dict[str, Any]:
+    """Milliseconds of POST /invoke against `docent serve` (real uvicorn, API keys on, the sample corpus, the
+    cache on): each question once (a miss), then paraphrases of it never sent before, which the cache
+    serves. Both the client's time and the server's own (the `duration_ms` its access log gives each
+    request, from the first byte in to the last out)."""
+    import httpx
+
+    from bench.support.servers import create_key, docent_server, ingest_sample
+
+    data_dir = ingest_sample(tmp / "http-data")
+    key = create_key(data_dir, "cache-bench")
+    sent: list[tuple[str, float]] = []  # ("warm" | "miss" | "hit" | "not hit", client ms), in order
+    not_hit: list[str] = []
+    pick = random.Random(1)
+    seen: set[str] = set()
+    env = {
+        "DOCENT_AUTH": "on",
+        "DOCENT_CACHE": "on",
+        "DOCENT_LLM_PROVIDER": "extractive",
+        "DOCENT_RATE_LIMIT_PER_MINUTE": "0",
+        "DOCENT_LOG_FORMAT": "json",
+    }
+    headers = {"Authorization": f"Bearer {key}"}
+    log = tmp / "http-server.log"
+    with (
+        docent_server(data_dir, log, **env) as base,
+        httpx.Client(base_url=base, headers=headers, timeout=60) as client,
+    ):
+
+        def ask(text: str) -> tuple[float, dict[str, Any]]:
+            started = time.perf_counter()
+            reply = client.post("/invoke", json={"input": {"message": text}})
+            elapsed = (time.perf_counter() - started) * 1000
+            reply.raise_for_status()
+            output: dict[str, Any] = reply.json()["output"]
+            return elapsed, output
+
+        for warm in ("How hot does compost get?", "What do worms eat?"):
+            sent.append(("warm", ask(warm)[0]))
+        for question in questions:
+            elapsed, first = ask(question)
+            sent.append(("miss", elapsed))
+            for text in new_paraphrases(question, per_question, pick, seen):
+                elapsed, output = ask(text)
+                sent.append(("hit" if output["cached"] else "not hit", elapsed))
+                if output["cached"]:
+                    assert output["answer"] == first["answer"]
+                else:
+                    not_hit.append(text)
+    served = _invoke_durations(log)
+    assert len(served) == len(sent), f"{len(served)} /invoke lines in the server log for {len(sent)} requests"
+    report: dict[str, Any] = {"paraphrases_not_hit": not_hit}
+    for kind in ("miss", "hit"):
+        client_ms = [ms for (k, ms) in sent if k == kind]
+        server_ms = [ms for (k, _), ms in zip(sent, served, strict=True) if k == kind]
+        report[f"{kind}_invoke_client"] = _stats(client_ms) if client_ms else None
+        report[f"{kind}_invoke_server"] = _stats(server_ms) if server_ms else None
+    return report
+
+
+def _invoke_durations(log: Path) -> list[float]:
+    """The `duration_ms` of each POST /invoke in a server log of JSON lines, in order."""
+    durations: list[float] = []
+    for line in log.read_text(errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        entry = json.loads(line)
+        if entry.get("path") == "/invoke" and entry.get("method") == "POST" and "duration_ms" in entry:
+            durations.append(float(entry["duration_ms"]))
+    return durations
 
 
 def _context() -> Any:
@@ -214,6 +295,7 @@ def main() -> None:
             services.close()
         questions = SAMPLE_QUESTIONS[:2] if args.smoke else SAMPLE_QUESTIONS
         report["latency"] = asyncio.run(measure_latency(questions, args.per_question, settings))
+        report["http"] = measure_http(questions, args.per_question, Path(tmp))
     report["load_average_after"] = load_average()
     report["threshold_setting"] = Settings().cache_threshold
     _print(report)
@@ -231,6 +313,12 @@ def _print(report: dict[str, Any]) -> None:
         print(f"  {name}: {latency[name]}")
     if latency["paraphrases_not_hit"]:
         print(f"  paraphrases that missed: {latency['paraphrases_not_hit']}")
+    http = report["http"]
+    print("POST /invoke over loopback HTTP, keys on (ms; server: its access log's duration_ms):")
+    for name in ("miss_invoke_server", "hit_invoke_server", "miss_invoke_client", "hit_invoke_client"):
+        print(f"  {name}: {http[name]}")
+    if http["paraphrases_not_hit"]:
+        print(f"  paraphrases that missed: {http['paraphrases_not_hit']}")
     print(f"load average: {report['load_average_before']} -> {report['load_average_after']}")
 
 

@@ -20,7 +20,7 @@ How langgraph-api 0.16 (inmem runtime, what `langgraph dev` runs) uses these, fr
   The path must use the dotted form `graph.studio.make_checkpointer`: the loader splits a module path on
   its last "." (`_load_checkpointer`), so the documented `pkg.module:attr` form fails, and a file path
   (`./graph/studio.py:...`) would load this file a second time as another module, with its own `STUDIO`.
-  Caveats: AsyncSqliteSaver lacks `adelete_for_runs`, `acopy_thread` and `aprune` (the server logs
+  Caveats: the SQLite saver lacks `adelete_for_runs`, `acopy_thread` and `aprune` (the server logs
   warnings; thread copy uses a generic fallback, rollback of cancelled runs and pruning are unsupported);
   and the saver is entered once per thread (`CHECKPOINTER_STACK` is thread-local), which only matters
   with BG_JOB_ISOLATED_LOOPS=true.

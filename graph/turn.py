@@ -148,6 +148,7 @@ async def run_turn(
     run_id: str | None = None,
     cache: AnswerCache | None = None,
     records: TurnRecords | None = None,
+    lookup: asyncio.Future[CacheProbe] | None = None,
 ) -> TurnResult:
     """Ask one question on a thread (a new thread when none is given) and wait for the answer. `history`
     (a client-held conversation) goes before the question; give it only for a new thread. `gate`: one turn at
@@ -155,7 +156,9 @@ async def run_turn(
     turn's record. A turn that fails or is cancelled leaves the checkpoint as it was. `cache`: the answer
     cache (Services.answer_cache), which serves and keeps the answers of first turns (`cached: true` when
     served, without the graph's nodes). `records`: the turn records (Services.records), so that a turn a dead
-    process left answered but unrecorded is undone, not kept under this one.
+    process left answered but unrecorded is undone, not kept under this one. `lookup`: the cache's lookup
+    of the question, begun by the caller (`begin_lookup`) for a thread it made for this turn; begun here
+    when no thread is given.
     """
     thread = thread_id or new_thread_id()
     run = uuid.UUID(run_id) if run_id else uuid.uuid4()
@@ -167,8 +170,9 @@ async def run_turn(
     result: dict[str, Any] = {}
     knobs = context or DocentContext()
     started = time.perf_counter()
+    early = lookup or (begin_lookup(cache, message, knobs, history) if thread_id is None else None)
     async with _atomic_turn(graph, thread, gate, str(run), records) as turn:
-        probe = await _cache_probe(cache, turn, message, knobs, history)
+        probe = await _cache_probe(cache, turn, message, knobs, history, early)
         if cache is not None and probe is not None and probe.hit is not None:
             served = await _serve_cached(graph, cache, probe, message, thread, str(run), turn, started)
             return TurnResult(run_id=str(run), output=served)
@@ -186,12 +190,34 @@ async def _cache_probe(
     message: str,
     context: DocentContext,
     history: Sequence[PriorMessage] | None,
+    early: asyncio.Future[CacheProbe] | None = None,
 ) -> CacheProbe | None:
     """The answer cache's lookup, for a first turn that brings no history of its own (None: not a turn the
-    cache serves or keeps). Its embedding of the question is the one retrieval then reuses."""
+    cache serves or keeps). Its embedding of the question is the one retrieval then reuses. `early`: that
+    lookup, begun before the thread's checkpoint was read (`begin_lookup`)."""
     if cache is None or history or not turn.first:
-        return None
+        return None  # an early lookup, if any, is dropped
+    if early is not None:
+        return await early
     return await asyncio.to_thread(cache.probe, message, context)
+
+
+def begin_lookup(
+    cache: AnswerCache | None,
+    message: str,
+    context: DocentContext,
+    history: Sequence[PriorMessage] | None = None,
+) -> asyncio.Future[CacheProbe] | None:
+    """The answer cache's lookup of a turn that is certainly a first one (its thread was made for it),
+    begun now in a worker thread, to run while the caller claims the thread and the turn reads its
+    checkpoint; give it to `run_turn` or `stream_turn` as `lookup`. None when the cache would not serve the
+    turn. Any other turn is looked up only once it is known to be a first one (a follow-up searches with
+    another text). An exception the lookup raises is the awaiter's, not logged when nobody awaits it."""
+    if cache is None or history:
+        return None
+    started = asyncio.ensure_future(asyncio.to_thread(cache.probe, message, context))
+    started.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return started
 
 
 async def _remember(
@@ -320,6 +346,7 @@ async def stream_turn(
     guard: OutputGuard | None = None,
     cache: AnswerCache | None = None,
     records: TurnRecords | None = None,
+    lookup: asyncio.Future[CacheProbe] | None = None,
 ) -> AsyncIterator[TurnEvent]:
     """One turn as events: `metadata`, `sources` (before any token), `token`s from the summarize node,
     `error` if the model failed mid-stream, and `end` once the turn is recorded. `end.answer` is the answer of
@@ -331,11 +358,13 @@ async def stream_turn(
     (Services.output_guard): tokens are reviewed before they are sent, and a stream that trips a blocked
     pattern sends no more of them and ends with an `error` (reason `output_blocked`) and the withheld answer
     in `end`. `cache`: as for `run_turn`; a hit streams the stored answer as one `token`. `records`: as for
-    `run_turn`.
+    `run_turn`. `lookup`: as for `run_turn`.
     """
     thread = thread_id or new_thread_id()
+    knobs = context or DocentContext()
+    early = lookup or (begin_lookup(cache, message, knobs, history) if thread_id is None else None)
     async with _atomic_turn(graph, thread, gate, records=records) as turn:
-        probe = await _cache_probe(cache, turn, message, context or DocentContext(), history)
+        probe = await _cache_probe(cache, turn, message, knobs, history, early)
         if cache is not None and probe is not None and probe.hit is not None:
             events = _cached_events(graph, cache, probe, message, thread, turn)
         else:

@@ -37,7 +37,7 @@ from core.storage.keys import Principal
 from core.types import TurnOutput, TurnResult, turn_output
 from graph.build import Docent
 from graph.multitask import ThreadBusyError
-from graph.turn import run_turn
+from graph.turn import begin_lookup, run_turn
 
 router = docent_router(tags=["invoke"])
 OUTPUT_SCHEMA = TypeAdapter(TurnOutput).json_schema()
@@ -51,6 +51,9 @@ async def answer(
     knobs = body.config.configurable
     check_question(request, body.input.message, knobs)
     context = await turn_context(docent.services, caller, body.run_context())
+    cache = docent.services.answer_cache
+    # A thread made for this turn: the cache's lookup runs while its claim is written.
+    lookup = begin_lookup(cache, body.input.message, context) if knobs.thread_id is None else None
     thread = await thread_for_turn(get_records(request), caller, knobs.thread_id)
     result = await run_turn(
         docent.graph,
@@ -59,8 +62,9 @@ async def answer(
         context=context,
         gate=docent.turns,
         run_id=run_id,
-        cache=docent.services.answer_cache,
+        cache=cache,
         records=docent.services.records,
+        lookup=lookup,
     )
     return InvokeResponse.model_validate(result.response())
 

@@ -42,7 +42,7 @@ from core.storage.keys import Principal
 from core.types import Citation, DocentContext, PriorMessage, TurnOutput, TurnResult, turn_output
 from graph.build import Docent
 from graph.multitask import ThreadBusyError
-from graph.turn import run_turn, stream_turn
+from graph.turn import begin_lookup, run_turn, stream_turn
 
 router = docent_router(prefix="/v1", tags=["openai"])
 STARTED = int(time.time())
@@ -268,11 +268,13 @@ async def _complete(
     check_question(request, question, Configurable(k=body.k))
     where = search_filter(body.filter, "filter")
     collection = await readable_collection(services, caller, body.collection)
-    thread = await thread_for_turn(services.records, caller, body.thread_id)
     context = DocentContext(
         k=body.k, collection=collection, retriever=body.retriever, model=model, filter=where
     )
     prior = None if body.thread_id else history
+    # A thread made for this turn: the cache's lookup runs while its claim is written.
+    lookup = None if body.thread_id else begin_lookup(services.answer_cache, question, context, prior)
+    thread = await thread_for_turn(services.records, caller, body.thread_id)
     if not body.stream:
         return _completion(
             await run_turn(
@@ -285,6 +287,7 @@ async def _complete(
                 run_id=run_id,
                 cache=services.answer_cache,
                 records=services.records,
+                lookup=lookup,
             )
         )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -298,6 +301,7 @@ async def _complete(
         guard=docent.services.output_guard,
         cache=services.answer_cache,
         records=services.records,
+        lookup=lookup,
     )
     return EventSourceResponse(
         _chunks(events, include_usage, body.model), headers=STREAM_HEADERS, ping=15, sep="\n"

@@ -3,15 +3,17 @@ end) or in LangServe's (metadata, data..., [error], end) for LangServe's clients
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from fastapi import Query, Request
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessageChunk
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.requests import HTTPConnection
 
 from api.deps import DocentDep
 from api.routes import docent_router
@@ -20,13 +22,14 @@ from api.security.auth import QueryCaller
 from api.security.limits import check_question
 from api.security.ownership import thread_for_turn
 from api.security.workspaces import turn_context
+from core.answering.cache import CacheProbe
 from core.errors import unavailable
 from core.retrieval.vector_store import CollectionError
 from core.storage.keys import Principal
 from core.types import DocentContext, turn_output
 from graph.build import Docent
 from graph.multitask import ThreadBusyError
-from graph.turn import stream_turn
+from graph.turn import begin_lookup, stream_turn
 
 router = docent_router(tags=["stream"])
 
@@ -76,8 +79,17 @@ event: end
 """
 
 
+class CheckedTurn(NamedTuple):
+    """A streamed turn let through: its thread (owned by the caller), run context and, on a thread made
+    for it, the answer cache's lookup already under way (graph.turn.begin_lookup)."""
+
+    thread: str
+    context: DocentContext
+    lookup: asyncio.Future[CacheProbe] | None = None
+
+
 async def turn_events(
-    docent: Docent, body: InvokeRequest, thread_id: str, context: DocentContext
+    docent: Docent, body: InvokeRequest, checked: CheckedTurn
 ) -> AsyncGenerator[tuple[str, dict[str, Any]]]:
     """The events of one turn on a thread the caller owns, shared by /stream and /ws. A collection error or a
     busy thread, which /invoke answers with a 409, and a dependency outage (/invoke's 503) become an in-band
@@ -87,12 +99,13 @@ async def turn_events(
         async for name, data in stream_turn(
             docent.graph,
             body.input.message,
-            thread_id=thread_id,
-            context=context,
+            thread_id=checked.thread,
+            context=checked.context,
             gate=docent.turns,
             guard=docent.services.output_guard,
             cache=docent.services.answer_cache,
             records=docent.services.records,
+            lookup=checked.lookup,
         ):
             yield name, data
     except (CollectionError, ThreadBusyError) as exc:
@@ -162,16 +175,19 @@ def _sse(events: AsyncGenerator[Event]) -> EventSourceResponse:
 
 
 async def checked_turn(
-    body: InvokeRequest, request: Request, docent: Docent, caller: Principal
-) -> tuple[str, DocentContext]:
+    body: InvokeRequest, request: HTTPConnection, docent: Docent, caller: Principal
+) -> CheckedTurn:
     """The thread (owned by the caller) and run context of a streamed turn; refusals are HTTP errors, before
     any event."""
     knobs, services = body.config.configurable, docent.services
     services.answerers.get(knobs.model)  # an unknown model is a 400, before any event
     check_question(request, body.input.message, knobs)
     context = await turn_context(services, caller, body.run_context())
+    # A thread made for this turn: the cache's lookup runs while its claim is written.
+    new = knobs.thread_id is None
+    lookup = begin_lookup(services.answer_cache, body.input.message, context) if new else None
     thread = await thread_for_turn(services.records, caller, knobs.thread_id)
-    return thread, context
+    return CheckedTurn(thread, context, lookup)
 
 
 @router.post(
@@ -204,9 +220,7 @@ async def stream(
     turn, which is then not recorded.
     """
     langserve = format == "langserve" or (format is None and "langserve_kwargs" in body.model_fields_set)
-    thread, context = await checked_turn(body, request, docent, caller)
-
-    turn = turn_events(docent, body, thread, context)
+    turn = turn_events(docent, body, await checked_turn(body, request, docent, caller))
     return _sse(langserve_events(turn) if langserve else turn)
 
 
@@ -302,6 +316,5 @@ async def stream_events(
 ) -> EventSourceResponse:
     """One turn as LangChain stream events (`on_chain_start`, `on_retriever_end`, `on_chat_model_stream`…,
     `on_chain_end`), for LangServe's `RemoteRunnable.astream_events`."""
-    thread, context = await checked_turn(body, request, docent, caller)
-
-    return _sse(stream_events_of(body, turn_events(docent, body, thread, context)))
+    checked = await checked_turn(body, request, docent, caller)
+    return _sse(stream_events_of(body, turn_events(docent, body, checked)))

@@ -12,12 +12,9 @@ from pydantic import ValidationError
 
 from api.deps import get_resources
 from api.routes import docent_router
-from api.routes.stream import turn_events
+from api.routes.stream import checked_turn, turn_events
 from api.schemas import InvokeRequest
 from api.security.auth import charge, identify
-from api.security.limits import check_question
-from api.security.ownership import thread_for_turn
-from api.security.workspaces import turn_context
 from core.answering.providers import UnknownModelError
 from core.errors import unavailable
 from core.storage.keys import Principal
@@ -71,12 +68,9 @@ async def ws(websocket: WebSocket) -> None:
     async def answer(text: str) -> None:
         try:
             body = InvokeRequest.model_validate_json(text)
-            knobs = body.config.configurable
-            services.answerers.get(knobs.model)
+            services.answerers.get(body.config.configurable.model)
             await charge(websocket, caller, 1)
-            check_question(websocket, body.input.message, knobs)
-            context = await turn_context(services, caller, body.run_context())
-            thread = await thread_for_turn(services.records, caller, knobs.thread_id)
+            checked = await checked_turn(body, websocket, docent, caller)
         except ValidationError as exc:
             await refuse(422, json.loads(exc.json(include_url=False)))
             return
@@ -91,7 +85,7 @@ async def ws(websocket: WebSocket) -> None:
                 raise
             await refuse(503, f"{down.dependency} is unavailable: {down}")
             return
-        async for name, data in turn_events(docent, body, thread, context):
+        async for name, data in turn_events(docent, body, checked):
             await websocket.send_json({"event": name, "data": data})
 
     receiver = asyncio.create_task(receive())

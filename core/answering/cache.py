@@ -31,6 +31,7 @@ import numpy as np
 from core.answering.output_guard import withheld
 from core.metrics import ANSWER_CACHE
 from core.retrieval.embedders import Embedder
+from core.retrieval.query_embedder import QueryEmbedder
 from core.settings import Settings
 from core.storage.corpus import CorpusVersions
 from core.types import ANSWER_FIELDS, AnswerFields, DocentContext
@@ -310,9 +311,18 @@ class AnswerCache:
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
     def probe(self, question: str, context: DocentContext) -> CacheProbe:
-        """The question's scope and vector, and the stored answer to serve if one is close enough."""
-        scope = self.scope(context)
-        vector = self._embedder.embed([question.strip()])[0]
+        """The question's scope and vector, and the stored answer to serve if one is close enough. The
+        corpus version (the scope) is read while the query embedder's thread embeds the question."""
+        text = question.strip()
+        if isinstance(self._embedder, QueryEmbedder):
+            vectors, scope = self._embedder.embed_while([text], lambda: self.scope(context))
+        else:
+            scope, vectors = self.scope(context), self._embedder.embed([text])
+        return self.lookup(scope, vectors[0], question)
+
+    def lookup(self, scope: str, vector: np.ndarray, question: str) -> CacheProbe:
+        """The probe of a question whose scope and vector are known: the nearest stored answer of the scope,
+        served when close enough, fresh and asking the same thing (counted as a hit or a miss)."""
         try:
             found = self.store.nearest(scope, vector)
         except Exception as exc:  # Redis down or slow: answer as if nothing were cached

@@ -44,6 +44,20 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+SINGLE_THREAD_TOKENS = 64
+"""A batch of at most this many word pieces (padded, all texts) runs on the one-thread session."""
+
+
+def _session(model_path: Path, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Spinning worker threads burn a core between runs; on a small shared machine that doubles query CPU.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxMiniLMEmbedder(Embeddings):
     """all-MiniLM-L6-v2: mean pooling over word pieces, L2-normalised 384-d vectors, batched."""
 
@@ -54,13 +68,11 @@ class OnnxMiniLMEmbedder(Embeddings):
         model_path, tokenizer_path = _model_files()
         if (digest := _sha256(model_path)) != MODEL_SHA256:
             raise EmbeddingModelError(f"{model_path} has sha256 {digest}, expected {MODEL_SHA256}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Spinning worker threads burn a core between runs; on a small shared machine that doubles query CPU.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self._session = _session(model_path, threads)
+        # A lone short text (a question) runs on one thread: the pool's second thread sleeps between spaced
+        # calls (no spinning), and waking it for each operator costs more than it saves on ~20 word pieces
+        # (docs/benchmarks.md). Batches and long texts keep every thread.
+        self._single = _session(model_path, 1) if threads > 1 else self._session
         self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self._tokenizer.enable_truncation(max_tokens)
         self._tokenizer.enable_padding()
@@ -80,7 +92,8 @@ class OnnxMiniLMEmbedder(Embeddings):
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         inputs = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        hidden = self._session.run(None, inputs)[0]
+        session = self._single if ids.size <= SINGLE_THREAD_TOKENS else self._session
+        hidden = session.run(None, inputs)[0]
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)

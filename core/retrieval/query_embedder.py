@@ -16,8 +16,10 @@ import queue
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -32,6 +34,11 @@ class _Job:
 
 
 _STOP = None
+T = TypeVar("T")
+
+
+def _nothing() -> None:
+    return None
 
 
 class QueryEmbedder:
@@ -81,13 +88,18 @@ class QueryEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         """An (n, dimension) float32 array, rows L2-normalised, as the wrapped embedder gives them. Blocking:
         call it from a worker thread. Traced as one `embed` span (in the caller's trace, batched or not)."""
+        return self.embed_while(texts, _nothing)[0]
+
+    def embed_while(self, texts: list[str], meanwhile: Callable[[], T]) -> tuple[np.ndarray, T]:
+        """`embed`, calling `meanwhile()` in this thread while the batcher thread embeds (a database read,
+        say); returns the vectors and what `meanwhile` returned."""
         with span("embed", {"docent.embedder.model": self.model_id, "docent.texts": len(texts)}) as traced:
-            vectors, hits = self._embed(texts)
+            vectors, hits, other = self._embed(texts, meanwhile)
             if traced is not None:
                 traced.set_attribute("docent.cache_hits", hits)
-            return vectors
+            return vectors, other
 
-    def _embed(self, texts: list[str]) -> tuple[np.ndarray, int]:
+    def _embed(self, texts: list[str], meanwhile: Callable[[], T]) -> tuple[np.ndarray, int, T]:
         keys = [self.key(t) for t in texts]
         found: dict[str, np.ndarray] = {}
         with self._lock:
@@ -98,9 +110,13 @@ class QueryEmbedder:
             hits = sum(key in found for key in keys)
             self.cache_hits += hits
         missing = list(dict.fromkeys(k for k in keys if k not in found))
-        if missing:
+        if not missing:
+            other = meanwhile()
+        else:
             originals = {self.key(t): t for t in texts}
-            vectors = self._batched([originals[k] for k in missing])
+            pending = self._submit([originals[k] for k in missing])
+            other = meanwhile()
+            vectors = pending.result()
             fresh = dict(zip(missing, vectors, strict=True))
             found.update(fresh)
             if self._cache_size:
@@ -109,11 +125,11 @@ class QueryEmbedder:
                     while len(self._cache) > self._cache_size:
                         self._cache.popitem(last=False)
         if not keys:
-            return np.zeros((0, self.dimension), dtype=np.float32), hits
-        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False), hits
+            return np.zeros((0, self.dimension), dtype=np.float32), hits, other
+        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False), hits, other
 
-    def _batched(self, texts: list[str]) -> np.ndarray:
-        """Embed through the batcher thread (started on first use)."""
+    def _submit(self, texts: list[str]) -> Future[np.ndarray]:
+        """Hand texts to the batcher thread (started on first use); their vectors come in the future."""
         job = _Job(texts)
         with self._lock:
             if self._closed:
@@ -122,7 +138,7 @@ class QueryEmbedder:
                 self._thread = threading.Thread(target=self._run, name="embed-batcher", daemon=True)
                 self._thread.start()
             self._jobs.put(job)
-        return job.done.result()
+        return job.done
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not _STOP:

@@ -1,24 +1,34 @@
 """LangGraph checkpointers: where each conversation thread's state is kept between requests.
 
-Embedded: a SQLite file under the data dir. Server mode (DOCENT_DATABASE_URL on PostgreSQL): LangGraph's
-AsyncPostgresSaver over a psycopg connection pool, so every replica reads and writes the same threads. Its
-tables are made by `docent db upgrade` (`setup_checkpoints`), never by a replica at start: a replica on a
-database without them refuses to start, naming the command, as for the relational schema.
+Embedded: a SQLite file under the data dir, through `ThreadedSqliteSaver`. Server mode (DOCENT_DATABASE_URL
+on PostgreSQL): LangGraph's AsyncPostgresSaver over a psycopg connection pool, so every replica reads and
+writes the same threads. Its tables are made by `docent db upgrade` (`setup_checkpoints`), never by a replica
+at start: a replica on a database without them refuses to start, naming the command, as for the relational
+schema.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    DeltaChannelHistory,
+)
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.checkpoint.sqlite import SqliteSaver
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -137,6 +147,76 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
         return
     path = settings.checkpoint_db
     await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-    async with AsyncSqliteSaver.from_conn_string(str(path)) as sqlite_saver:
-        await sqlite_saver.setup()
+    sqlite_saver = await asyncio.to_thread(ThreadedSqliteSaver.open, str(path))
+    try:
         yield sqlite_saver
+    finally:
+        await asyncio.to_thread(sqlite_saver.conn.close)
+
+
+class ThreadedSqliteSaver(SqliteSaver):
+    """LangGraph's SqliteSaver (its tables, rows and lock), whose async methods run its sync ones in a
+    worker thread: one thread hop per checkpoint read or write. LangGraph's AsyncSqliteSaver (aiosqlite)
+    makes one hop to its connection's thread per statement and per fetch, about twenty for a turn's reads
+    and writes; this takes a third less time for a turn's checkpoints (docs/benchmarks.md). The file is the
+    same either way: a data dir written by one reads with the other."""
+
+    @classmethod
+    def open(cls, path: str) -> ThreadedSqliteSaver:
+        """A saver on a new connection to `path`, its tables made (blocking)."""
+        # The saver's lock serialises every use of the connection, so any thread may hold it.
+        saver = cls(sqlite3.connect(path, check_same_thread=False))
+        saver.setup()
+        return saver
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """get_tuple in a worker thread."""
+        return await asyncio.to_thread(self.get_tuple, config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """list in a worker thread, read whole (it holds the saver's lock while it reads)."""
+
+        def read() -> list[CheckpointTuple]:
+            return list(self.list(config, filter=filter, before=before, limit=limit))
+
+        for found in await asyncio.to_thread(read):
+            yield found
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """put in a worker thread."""
+        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """put_writes in a worker thread."""
+        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """delete_thread in a worker thread."""
+        await asyncio.to_thread(self.delete_thread, thread_id)
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """get_delta_channel_history in a worker thread."""
+        return await asyncio.to_thread(
+            lambda: self.get_delta_channel_history(config=config, channels=channels)
+        )

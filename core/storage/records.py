@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, Select, delete, func, select, text
+from sqlalchemy import Engine, Select, bindparam, delete, func, select, text
 
 from core.storage.db import insert_or_ignore
 from core.storage.models import threads, turns
@@ -48,6 +48,10 @@ class TurnRecord:
     created_at: str = field(default_factory=_now)
 
 
+_INSERT_TURN = turns.insert()
+_THREAD_OWNER = select(threads.c.owner, threads.c.workspace).where(threads.c.id == bindparam("thread_id"))
+
+
 class TurnRecords:
     """Turn records and thread ownership in the relational database; each write is committed before it
     returns. Thread-safe (the engine pools connections); shared by every replica in server mode."""
@@ -59,33 +63,33 @@ class TurnRecords:
         """Store one turn durably; a thread first seen here is recorded as ownerless."""
         answer = record.answer
         usage = answer["usage"]
+        row = {
+            "thread_id": record.thread_id,
+            "run_id": record.run_id,
+            "question": record.question,
+            "answer": answer["answer"],
+            "citations": json.dumps(answer["citations"]),
+            "model": answer["model"],
+            "latency_ms": record.latency_ms,
+            "prompt_tokens": usage["prompt_tokens"] if usage else None,
+            "completion_tokens": usage["completion_tokens"] if usage else None,
+            "usage_estimated": usage["estimated"] if usage else None,
+            "cost_usd": answer["cost"],
+            "degraded": answer["degraded"],
+            "degraded_reason": answer["degraded_reason"],
+            "unsupported_sentences": answer.get("unsupported_sentences"),
+            "output_rule": answer.get("output_rule"),
+            "cached": bool(answer.get("cached")),
+            "created_at": record.created_at,
+        }
+        # Constant statements with their values as parameters: compiled once (SQLAlchemy's cache), where a
+        # statement built with `.values(...)` per call cost more than the commit.
         with self._engine.begin() as connection:
             connection.execute(
-                insert_or_ignore(connection, threads).values(
-                    id=record.thread_id, owner=NO_OWNER, created_at=record.created_at
-                )
+                insert_or_ignore(connection, threads),
+                {"id": record.thread_id, "owner": NO_OWNER, "created_at": record.created_at},
             )
-            connection.execute(
-                turns.insert().values(
-                    thread_id=record.thread_id,
-                    run_id=record.run_id,
-                    question=record.question,
-                    answer=answer["answer"],
-                    citations=json.dumps(answer["citations"]),
-                    model=answer["model"],
-                    latency_ms=record.latency_ms,
-                    prompt_tokens=usage["prompt_tokens"] if usage else None,
-                    completion_tokens=usage["completion_tokens"] if usage else None,
-                    usage_estimated=usage["estimated"] if usage else None,
-                    cost_usd=answer["cost"],
-                    degraded=answer["degraded"],
-                    degraded_reason=answer["degraded_reason"],
-                    unsupported_sentences=answer.get("unsupported_sentences"),
-                    output_rule=answer.get("output_rule"),
-                    cached=bool(answer.get("cached")),
-                    created_at=record.created_at,
-                )
-            )
+            connection.execute(_INSERT_TURN, row)
 
     def turns(self, thread_id: str) -> list[TurnRecord]:
         """A thread's turns, oldest first."""
@@ -106,13 +110,10 @@ class TurnRecords:
         `owner` owns it there now."""
         with self._engine.begin() as connection:
             connection.execute(
-                insert_or_ignore(connection, threads).values(
-                    id=thread_id, owner=owner, created_at=_now(), workspace=workspace
-                )
+                insert_or_ignore(connection, threads),
+                {"id": thread_id, "owner": owner, "created_at": _now(), "workspace": workspace},
             )
-            row = connection.execute(
-                select(threads.c.owner, threads.c.workspace).where(threads.c.id == thread_id)
-            ).first()
+            row = connection.execute(_THREAD_OWNER, {"thread_id": thread_id}).first()
         return row is not None and (row[0], row[1]) == (owner, workspace)
 
     def thread(self, thread_id: str) -> ThreadInfo | None:

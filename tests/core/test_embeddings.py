@@ -33,6 +33,17 @@ def test_batching_does_not_change_the_vectors(embedder: OnnxMiniLMEmbedder) -> N
     np.testing.assert_allclose(together[:5], alone, atol=1e-4)
 
 
+def test_a_lone_short_text_on_the_one_thread_session_gets_the_vector_of_every_thread() -> None:
+    """With two threads, a short question runs on the one-thread session; a batch of long texts on both."""
+    embedder = OnnxMiniLMEmbedder(threads=2)
+    question = "How hot should a compost pile get?"
+    long_text = "Compost piles heat up as microbes break down the greens and browns. " * 6
+    alone = embedder.embed([question])
+    in_a_batch = embedder.embed([question, long_text])[:1]
+    np.testing.assert_allclose(alone, in_a_batch, atol=1e-4)
+    np.testing.assert_allclose(alone, OnnxMiniLMEmbedder(threads=1).embed([question]), atol=1e-5)
+
+
 def test_langchain_interface_returns_plain_lists(embedder: OnnxMiniLMEmbedder) -> None:
     assert len(embedder.embed_query("hello")) == 384
     assert [len(v) for v in embedder.embed_documents(["a", "b"])] == [384, 384]

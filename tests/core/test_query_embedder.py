@@ -97,6 +97,29 @@ def test_concurrent_callers_share_model_runs_within_the_window() -> None:
         queries.close()
 
 
+def test_embed_while_runs_the_other_work_while_the_batcher_embeds() -> None:
+    model = SlowEmbedder(delay_s=0.3)
+    queries = QueryEmbedder(model)
+
+    def read() -> str:
+        time.sleep(0.3)
+        return "read"
+
+    try:
+        started = time.monotonic()
+        vectors, other = queries.embed_while(["question"], read)
+        took = time.monotonic() - started
+        assert other == "read"
+        np.testing.assert_array_equal(vectors, model.embed(["question"]))
+        assert took < 0.5, f"{took:.2f} s: the model run and the other work took turns"
+        # A cached text: the other work still runs, no model run.
+        runs = queries.model_runs
+        assert queries.embed_while(["question"], lambda: 7)[1] == 7
+        assert queries.model_runs == runs
+    finally:
+        queries.close()
+
+
 def test_a_model_failure_reaches_every_caller_of_its_batch_and_the_next_call_runs_again() -> None:
     model = SlowEmbedder(fail=True)
     queries = QueryEmbedder(model)

@@ -21,7 +21,7 @@ from core.settings import Settings
 from core.storage.workspaces import stored_collection
 from core.types import DocentContext, PriorMessage
 from graph.build import Docent, open_docent
-from graph.turn import TURN_RUN_KEY, run_turn, stream_turn
+from graph.turn import TURN_RUN_KEY, begin_lookup, run_turn, stream_turn
 from ingest.pipeline import Ingestor
 from tests.helpers import REDIS_URL, upgraded
 
@@ -195,6 +195,32 @@ async def test_a_second_turn_on_a_thread_is_never_served_from_the_cache(
     second = await run_turn(docent.graph, PARAPHRASE, thread_id=first.thread_id, cache=cache)
     assert not second.output["cached"]
     assert model_calls(scripted_openai) == calls + 1
+
+
+async def test_a_lookup_begun_early_serves_a_new_thread_and_is_dropped_on_a_thread_with_turns(
+    docent: Docent, scripted_openai: tuple[str, ModelScript]
+) -> None:
+    """A route begins the lookup before it claims the thread; the turn uses it only on a first turn."""
+    cache = cache_of(docent)
+    first = await run_turn(docent.graph, QUESTION, cache=cache)
+    early = begin_lookup(cache, PARAPHRASE, DocentContext())
+    assert early is not None
+    served = await run_turn(docent.graph, PARAPHRASE, thread_id="fresh-thread", cache=cache, lookup=early)
+    assert served.output["cached"] and served.thread_id == "fresh-thread"
+
+    calls = model_calls(scripted_openai)
+    late = begin_lookup(cache, OTHER_PARAPHRASE, DocentContext())
+    assert late is not None and (await late).hit is not None  # the lookup alone would serve it
+    follow_up = await run_turn(
+        docent.graph, OTHER_PARAPHRASE, thread_id=first.thread_id, cache=cache, lookup=late
+    )
+    assert not follow_up.output["cached"]
+    assert model_calls(scripted_openai) == calls + 1
+    assert (
+        begin_lookup(cache, QUESTION, DocentContext(), history=[PriorMessage(role="user", content="Hi")])
+        is None
+    )
+    assert begin_lookup(None, QUESTION, DocentContext()) is None
 
 
 async def test_a_turn_bringing_its_own_history_is_never_served_from_the_cache(

@@ -164,7 +164,7 @@ def test_langgraph_dev_serves_the_docent_graph_and_our_app(tmp_path: Path) -> No
     assert not left, f"langgraph dev left processes running: {left}"
     text = log.read_text(errors="replace")
     assert "BlockingError" not in text, text[-4000:]
-    assert text.count("Using custom checkpointer: AsyncSqliteSaver") == 1, text[-4000:]
+    assert text.count("Using custom checkpointer: ThreadedSqliteSaver") == 1, text[-4000:]
     assert text.count("Docent services opened") == 1, text[-4000:]  # once per process, not per run or app
     assert not not_git_ignored(set(os.listdir(REPO_ROOT)) - top_level_before)
     assert not not_git_ignored({".langgraph_api"})
