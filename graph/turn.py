@@ -170,7 +170,7 @@ async def run_turn(
     result: dict[str, Any] = {}
     knobs = context or DocentContext()
     started = time.perf_counter()
-    early = lookup or (begin_lookup(cache, message, knobs, history) if thread_id is None else None)
+    early = lookup or _own_lookup(cache, message, knobs, thread_id, history)
     async with _atomic_turn(graph, thread, gate, str(run), records) as turn:
         probe = await _cache_probe(cache, turn, message, knobs, history, early)
         if cache is not None and probe is not None and probe.hit is not None:
@@ -218,6 +218,17 @@ def begin_lookup(
     started = asyncio.ensure_future(asyncio.to_thread(cache.probe, message, context))
     started.add_done_callback(lambda done: done.cancelled() or done.exception())
     return started
+
+
+def _own_lookup(
+    cache: AnswerCache | None,
+    message: str,
+    context: DocentContext,
+    thread_id: str | None,
+    history: Sequence[PriorMessage] | None,
+) -> asyncio.Future[CacheProbe] | None:
+    """A turn given no thread makes its own, so it begins the lookup itself (`begin_lookup`)."""
+    return begin_lookup(cache, message, context, history) if thread_id is None else None
 
 
 async def _remember(
@@ -362,7 +373,7 @@ async def stream_turn(
     """
     thread = thread_id or new_thread_id()
     knobs = context or DocentContext()
-    early = lookup or (begin_lookup(cache, message, knobs, history) if thread_id is None else None)
+    early = lookup or _own_lookup(cache, message, knobs, thread_id, history)
     async with _atomic_turn(graph, thread, gate, records=records) as turn:
         probe = await _cache_probe(cache, turn, message, knobs, history, early)
         if cache is not None and probe is not None and probe.hit is not None:

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import HTTPException, Request, Response
 from pydantic import TypeAdapter
 
-from api.deps import DocentDep, get_records
+from api.deps import DocentDep
 from api.idempotency import IdempotencyKey, run_once
 from api.routes import docent_router
 from api.schemas import (
@@ -28,7 +28,7 @@ from api.schemas import (
 )
 from api.security.auth import QueryCaller, charge
 from api.security.limits import check_question
-from api.security.ownership import thread_for_turn
+from api.security.ownership import thread_and_lookup
 from api.security.workspaces import turn_context
 from core.answering.providers import UnknownModelError
 from core.errors import unavailable
@@ -37,7 +37,7 @@ from core.storage.keys import Principal
 from core.types import TurnOutput, TurnResult, turn_output
 from graph.build import Docent
 from graph.multitask import ThreadBusyError
-from graph.turn import begin_lookup, run_turn
+from graph.turn import run_turn
 
 router = docent_router(tags=["invoke"])
 OUTPUT_SCHEMA = TypeAdapter(TurnOutput).json_schema()
@@ -51,10 +51,9 @@ async def answer(
     knobs = body.config.configurable
     check_question(request, body.input.message, knobs)
     context = await turn_context(docent.services, caller, body.run_context())
-    cache = docent.services.answer_cache
-    # A thread made for this turn: the cache's lookup runs while its claim is written.
-    lookup = begin_lookup(cache, body.input.message, context) if knobs.thread_id is None else None
-    thread = await thread_for_turn(get_records(request), caller, knobs.thread_id)
+    thread, lookup = await thread_and_lookup(
+        docent.services, caller, knobs.thread_id, body.input.message, context
+    )
     result = await run_turn(
         docent.graph,
         body.input.message,
@@ -62,7 +61,7 @@ async def answer(
         context=context,
         gate=docent.turns,
         run_id=run_id,
-        cache=cache,
+        cache=docent.services.answer_cache,
         records=docent.services.records,
         lookup=lookup,
     )

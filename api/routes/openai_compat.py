@@ -33,7 +33,7 @@ from api.schemas.openai import (
 )
 from api.security.auth import QueryCaller
 from api.security.limits import check_question
-from api.security.ownership import thread_for_turn
+from api.security.ownership import thread_and_lookup
 from api.security.workspaces import readable_collection
 from core.errors import DependencyUnavailable
 from core.retrieval.vector_store import CollectionError
@@ -42,7 +42,7 @@ from core.storage.keys import Principal
 from core.types import Citation, DocentContext, PriorMessage, TurnOutput, TurnResult, turn_output
 from graph.build import Docent
 from graph.multitask import ThreadBusyError
-from graph.turn import begin_lookup, run_turn, stream_turn
+from graph.turn import run_turn, stream_turn
 
 router = docent_router(prefix="/v1", tags=["openai"])
 STARTED = int(time.time())
@@ -272,9 +272,7 @@ async def _complete(
         k=body.k, collection=collection, retriever=body.retriever, model=model, filter=where
     )
     prior = None if body.thread_id else history
-    # A thread made for this turn: the cache's lookup runs while its claim is written.
-    lookup = None if body.thread_id else begin_lookup(services.answer_cache, question, context, prior)
-    thread = await thread_for_turn(services.records, caller, body.thread_id)
+    thread, lookup = await thread_and_lookup(services, caller, body.thread_id, question, context, prior)
     if not body.stream:
         return _completion(
             await run_turn(

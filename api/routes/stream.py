@@ -20,7 +20,7 @@ from api.routes import docent_router
 from api.schemas import TURN_ERRORS, InvokeRequest
 from api.security.auth import QueryCaller
 from api.security.limits import check_question
-from api.security.ownership import thread_for_turn
+from api.security.ownership import thread_and_lookup
 from api.security.workspaces import turn_context
 from core.answering.cache import CacheProbe
 from core.errors import unavailable
@@ -29,7 +29,7 @@ from core.storage.keys import Principal
 from core.types import DocentContext, turn_output
 from graph.build import Docent
 from graph.multitask import ThreadBusyError
-from graph.turn import begin_lookup, stream_turn
+from graph.turn import stream_turn
 
 router = docent_router(tags=["stream"])
 
@@ -183,10 +183,7 @@ async def checked_turn(
     services.answerers.get(knobs.model)  # an unknown model is a 400, before any event
     check_question(request, body.input.message, knobs)
     context = await turn_context(services, caller, body.run_context())
-    # A thread made for this turn: the cache's lookup runs while its claim is written.
-    new = knobs.thread_id is None
-    lookup = begin_lookup(services.answer_cache, body.input.message, context) if new else None
-    thread = await thread_for_turn(services.records, caller, knobs.thread_id)
+    thread, lookup = await thread_and_lookup(services, caller, knobs.thread_id, body.input.message, context)
     return CheckedTurn(thread, context, lookup)
 
 

@@ -5,6 +5,7 @@ through here, so another key's thread is a 404 everywhere (never a 403, which wo
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path
@@ -12,9 +13,12 @@ from fastapi import Depends, HTTPException, Path
 from api.deps import RecordsDep
 from api.schemas import SAMPLE_THREAD_ID, THREAD_ID_PATTERN
 from api.security.auth import QueryCaller
+from core.answering.cache import CacheProbe
+from core.services import Services
 from core.storage.keys import Principal
 from core.storage.records import ThreadInfo, TurnRecords
-from graph.turn import new_thread_id
+from core.types import DocentContext, PriorMessage
+from graph.turn import begin_lookup, new_thread_id
 
 
 class ThreadNotFound(HTTPException):
@@ -32,6 +36,21 @@ async def thread_for_turn(records: TurnRecords, principal: Principal, thread_id:
     if not await asyncio.to_thread(records.claim_thread, thread, principal.id, principal.workspace):
         raise ThreadNotFound(thread)
     return thread
+
+
+async def thread_and_lookup(
+    services: Services,
+    principal: Principal,
+    thread_id: str | None,
+    question: str,
+    context: DocentContext,
+    history: Sequence[PriorMessage] | None = None,
+) -> tuple[str, asyncio.Future[CacheProbe] | None]:
+    """`thread_for_turn`, and for a thread made for this turn (whose turn is certainly a first one) the
+    answer cache's lookup of the question, begun before the claim is written so that the two run at once;
+    give it to run_turn or stream_turn as `lookup`."""
+    lookup = begin_lookup(services.answer_cache, question, context, history) if thread_id is None else None
+    return await thread_for_turn(services.records, principal, thread_id), lookup
 
 
 async def owned_thread(records: TurnRecords, principal: Principal, thread_id: str) -> ThreadInfo:

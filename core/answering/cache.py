@@ -30,7 +30,6 @@ import numpy as np
 
 from core.answering.output_guard import withheld
 from core.metrics import ANSWER_CACHE
-from core.retrieval.embedders import Embedder
 from core.retrieval.query_embedder import QueryEmbedder
 from core.settings import Settings
 from core.storage.corpus import CorpusVersions
@@ -271,7 +270,7 @@ class AnswerCache:
     def __init__(
         self,
         store: AnswerStore,
-        embedder: Embedder,
+        embedder: QueryEmbedder,
         versions: CorpusVersions,
         records: TurnRecords,
         settings: Settings,
@@ -313,11 +312,7 @@ class AnswerCache:
     def probe(self, question: str, context: DocentContext) -> CacheProbe:
         """The question's scope and vector, and the stored answer to serve if one is close enough. The
         corpus version (the scope) is read while the query embedder's thread embeds the question."""
-        text = question.strip()
-        if isinstance(self._embedder, QueryEmbedder):
-            vectors, scope = self._embedder.embed_while([text], lambda: self.scope(context))
-        else:
-            scope, vectors = self.scope(context), self._embedder.embed([text])
+        vectors, scope = self._embedder.embed_while([question.strip()], lambda: self.scope(context))
         return self.lookup(scope, vectors[0], question)
 
     def lookup(self, scope: str, vector: np.ndarray, question: str) -> CacheProbe:
@@ -384,7 +379,11 @@ def cacheable(answer: AnswerFields) -> bool:
 
 
 def open_answer_cache(
-    settings: Settings, embedder: Embedder, versions: CorpusVersions, records: TurnRecords, default_model: str
+    settings: Settings,
+    embedder: QueryEmbedder,
+    versions: CorpusVersions,
+    records: TurnRecords,
+    default_model: str,
 ) -> AnswerCache | None:
     """The configured cache (None with DOCENT_CACHE=off): Redis in server mode, else process memory."""
     if settings.cache == "off":
