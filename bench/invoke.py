@@ -401,10 +401,11 @@ async def _floor_series(
         services, graph = docent.services, docent.graph
         for index in range(warmup + repeats):
             question = QUESTIONS[index % len(QUESTIONS)]
-            # The floor is the plain embedder (no cache, no batcher) and one Chroma query: what a request
-            # that shares nothing with an earlier one pays at least.
+            # The floor is the query path's model (no cache, no batcher) and one Chroma query: what a
+            # request that shares nothing with an earlier one pays at least. (A --baseline-ref before the
+            # fast query model has none: its query path embeds with the configured embedder.)
             floor = time.perf_counter()
-            vector = services.embedder.embed([question])[0]
+            vector = getattr(services, "query_model", services.embedder).embed([question])[0]
             embedded = time.perf_counter()
             services.store.vectors.search(collection, vector, k)
             queried = time.perf_counter()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from core.retrieval.embedders import Embedder, LazyEmbedder, make_embedder
+from core.retrieval.embedders import QUERY_MODEL_ID, Embedder, LazyEmbedder, make_embedder
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -85,6 +85,30 @@ class Services:
         )
 
     @property
+    def query_model(self) -> LazyEmbedder:
+        """The model the query path embeds with: the fast int8 derivative of the packaged MiniLM
+        (`DOCENT_QUERY_EMBEDDER=int8`, the default, for the onnx provider; loaded on first use), else the
+        configured embedder itself (always, when the services were given an embedder)."""
+        settings = self.settings
+        fast = settings.embeddings_provider == "onnx" and settings.query_embedder == "int8"
+        if not fast or self._given_embedder is not None:
+            return self.embedder
+
+        def open_query_model(settings: Settings) -> Embedder:
+            from core.retrieval.onnx_embedder import open_query_model
+
+            return open_query_model(
+                settings.derived_models_dir,
+                threads=settings.onnx_threads,
+                batch_size=settings.embedding_batch_size,
+                max_tokens=settings.embedding_max_tokens,
+            )
+
+        return self._once(
+            "query_model", lambda: LazyEmbedder(settings, open_query_model, model_id=QUERY_MODEL_ID)
+        )
+
+    @property
     def query_embedder(self) -> QueryEmbedder:
         """The query path's embedder (retrieval, the extractive answerer, citation checks): the configured
         one behind a vector cache and a micro-batcher. Ingestion uses `embedder`."""
@@ -94,7 +118,7 @@ class Services:
         return self._once(
             "query_embedder",
             lambda: QueryEmbedder(
-                self.embedder,
+                self.query_model,
                 cache_size=settings.query_cache_size,
                 window_s=settings.embed_batch_window_ms / 1000,
                 max_batch=settings.embed_batch_max,
@@ -206,6 +230,7 @@ class Services:
     def open_all(self) -> Services:
         """Open every resource now (blocking: call it in a worker thread from async code)."""
         self.embedder.load()
+        self.query_model.load()  # the fast query model is built here on a first start, not by a request
         _ = (self.database, self.vectors, self.store, self.retriever, self.answerers, self.records)
         _ = self.answer_cache
         _ = self.output_guard  # a pattern that is not a regex stops the start here

