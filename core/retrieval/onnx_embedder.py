@@ -73,7 +73,7 @@ class OnnxMiniLMEmbedder(Embeddings):
         batch_size: int = 8,
         max_tokens: int = 256,
         model_path: Path | None = None,
-        model_id: str = ONNX_MODEL_ID,
+        model_id: str | None = None,
     ) -> None:
         """`model_path`, `model_id`: another ONNX file of the same model (the fast query model), already
         checked by whoever gives it; default the packaged model, checked here against its sha256."""
@@ -82,7 +82,8 @@ class OnnxMiniLMEmbedder(Embeddings):
             model_path = packaged
             if (digest := file_sha256(model_path)) != MODEL_SHA256:
                 raise EmbeddingModelError(f"{model_path} has sha256 {digest}, expected {MODEL_SHA256}")
-        self.model_id = model_id
+        if model_id is not None:
+            self.model_id = model_id
         self._session = _session(model_path, threads)
         # A lone short text (a question) runs on one thread: the pool's second thread sleeps between spaced
         # calls (no spinning), and waking it for each operator costs more than it saves on ~20 word pieces
