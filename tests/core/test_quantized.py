@@ -8,9 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.retrieval import onnx_embedder as embeddings
 from core.retrieval import quantized
 from core.retrieval.embedders import ONNX_MODEL_ID, QUERY_MODEL_ID
-from core.retrieval.onnx_embedder import MODEL_SHA256, OnnxMiniLMEmbedder, open_query_model
+from core.retrieval.onnx_embedder import (
+    MODEL_SHA256,
+    EmbeddingModelError,
+    OnnxMiniLMEmbedder,
+    open_query_model,
+)
 from core.retrieval.quantized import QuantizedModelError
 from core.services import Services
 from core.settings import Settings
@@ -84,3 +90,12 @@ def test_the_query_path_uses_the_fast_model_unless_told_not_to(
     finally:
         default.close()
         packaged.close()
+
+
+def test_a_build_from_a_packaged_model_that_fails_its_checksum_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(embeddings, "MODEL_SHA256", "0" * 64)
+    with pytest.raises(EmbeddingModelError, match="sha256"):
+        open_query_model(tmp_path / "models", threads=1)
+    assert list((tmp_path / "models").iterdir()) == []
