@@ -57,6 +57,10 @@ class _Turn:
 TURN_RUN_KEY = "docent_run_id"
 """Checkpoint metadata: the run id of the turn that wrote the checkpoint."""
 
+CACHED_TURN_KEY = "docent_cached"
+"""Checkpoint metadata: true on the one checkpoint of a turn the answer cache served, which counts only once
+that turn's record is written (`_serve_cached`)."""
+
 
 @asynccontextmanager
 async def _atomic_turn(
@@ -85,6 +89,8 @@ async def _atomic_turn(
                 keep = await asyncio.to_thread(records.by_run_id, dead_run) is not None
             if not keep:
                 before = await _undo_dead_turn(graph, thread_id, config, dead_run)
+        elif records is not None and (before.metadata or {}).get(CACHED_TURN_KEY):
+            before = await _checked_cached_turn(graph, thread_id, config, before, records)
         turn = _Turn(first=not (before.values or {}).get("messages"))
         try:
             yield turn
@@ -123,6 +129,29 @@ async def _undo_dead_turn(
             return await graph.aget_state(config)
     await _roll_back(graph, thread_id, {})
     return await graph.aget_state(config)
+
+
+async def _checked_cached_turn(
+    graph: DocentGraph,
+    thread_id: str,
+    config: RunnableConfig,
+    before: StateSnapshot,
+    records: TurnRecords,
+) -> StateSnapshot:
+    """The thread's last turn was served from the answer cache: kept if its record was written, else (its
+    process died between the checkpoint and the record, before it answered) put back to the checkpoint
+    before it, as a turn left part-way is."""
+    named = (before.metadata or {}).get(TURN_RUN_KEY)
+    if isinstance(named, str) and await asyncio.to_thread(records.by_run_id, named) is not None:
+        return before
+    log.warning("thread %s: undoing a cached turn its process left unrecorded", thread_id)
+    await _roll_back(graph, thread_id, before.parent_config or {})
+    return await graph.aget_state(config)
+
+
+def _records(records: TurnRecords | None, cache: AnswerCache | None) -> TurnRecords | None:
+    """The turn records a turn checks a dead turn against: those given, else the answer cache's."""
+    return records if records is not None or cache is None else cache.records
 
 
 def new_thread_id() -> str:
@@ -171,7 +200,7 @@ async def run_turn(
     knobs = context or DocentContext()
     started = time.perf_counter()
     early = lookup or _own_lookup(cache, message, knobs, thread_id, history)
-    async with _atomic_turn(graph, thread, gate, str(run), records) as turn:
+    async with _atomic_turn(graph, thread, gate, str(run), _records(records, cache)) as turn:
         probe = await _cache_probe(cache, turn, message, knobs, history, early)
         if cache is not None and probe is not None and probe.hit is not None:
             served = await _serve_cached(graph, cache, probe, message, thread, str(run), turn, started)
@@ -249,15 +278,18 @@ async def _serve_cached(
     turn: _Turn,
     started: float,
 ) -> TurnOutput:
-    """A cache hit as a turn of record, without the graph's nodes: the thread's checkpoint gets the question
-    and the stored answer, then the record is written, then the checkpoint says the turn is done, as a graph
-    turn's two runs leave them (a process killed between is handled as for those). The answer cost nothing:
-    no usage, cost 0."""
+    """A cache hit as a turn of record, without the graph's nodes: one checkpoint holds the finished turn (the
+    question and the stored answer, marked `CACHED_TURN_KEY`), then the record is written. A process killed
+    between the two leaves a marked checkpoint without its record, which the thread's next turn undoes
+    (`_atomic_turn`); the caller got no answer. The answer cost nothing: no usage, cost 0."""
     assert probe.hit is not None
     question = message.strip()
     stored = {name: probe.hit.answer.get(name) for name in ANSWER_FIELDS if name != "cached"}
     answer = cast(AnswerFields, {**stored, "usage": None, "cost": 0.0})
-    config: RunnableConfig = {"configurable": {"thread_id": thread}, "metadata": {TURN_RUN_KEY: run_id}}
+    config: RunnableConfig = {
+        "configurable": {"thread_id": thread},
+        "metadata": {TURN_RUN_KEY: run_id, CACHED_TURN_KEY: True},
+    }
     reply = AIMessage(content=answer["answer"], response_metadata={"model": answer["model"], "cached": True})
     values: dict[str, Any] = {
         **answer,
@@ -270,7 +302,7 @@ async def _serve_cached(
         "model_ms": 0.0,
         "messages": [HumanMessage(content=question), reply],
     }
-    answered = await graph.aupdate_state(config, values, as_node="summarize")
+    await graph.aupdate_state(config, values, as_node="persist")
     record = TurnRecord(
         thread_id=thread,
         run_id=run_id,
@@ -279,7 +311,6 @@ async def _serve_cached(
         latency_ms=round((time.perf_counter() - started) * 1000, 2),
     )
     await asyncio.to_thread(cache.records.add_turn, record)
-    await graph.aupdate_state({**answered, "metadata": {TURN_RUN_KEY: run_id}}, {}, as_node="persist")
     turn.finished = True
     return cast(TurnOutput, {**turn_output(thread, dict(answer)), "cached": True})
 
@@ -374,7 +405,7 @@ async def stream_turn(
     thread = thread_id or new_thread_id()
     knobs = context or DocentContext()
     early = lookup or _own_lookup(cache, message, knobs, thread_id, history)
-    async with _atomic_turn(graph, thread, gate, records=records) as turn:
+    async with _atomic_turn(graph, thread, gate, records=_records(records, cache)) as turn:
         probe = await _cache_probe(cache, turn, message, knobs, history, early)
         if cache is not None and probe is not None and probe.hit is not None:
             events = _cached_events(graph, cache, probe, message, thread, turn)

@@ -125,6 +125,29 @@ async def test_a_cached_turn_is_a_turn_of_record_that_a_follow_up_continues(
     ]
 
 
+@pytest.mark.parametrize("recorded", [True, False])
+async def test_a_cached_turn_counts_only_once_its_record_is_written(
+    docent: Docent, monkeypatch: pytest.MonkeyPatch, recorded: bool
+) -> None:
+    cache = cache_of(docent)
+    await run_turn(docent.graph, QUESTION, cache=cache)
+    if not recorded:  # as a process killed after the turn's one checkpoint, before its record
+        monkeypatch.setattr(cache.records, "add_turn", lambda record: None)
+    served = await run_turn(docent.graph, PARAPHRASE, cache=cache)
+    assert served.output["cached"]
+    monkeypatch.undo()
+    config: RunnableConfig = {"configurable": {"thread_id": served.thread_id}}
+    assert len((await docent.graph.aget_state(config)).values["messages"]) == 2
+
+    await run_turn(docent.graph, "And what bedding do they need?", thread_id=served.thread_id, cache=cache)
+
+    state = await docent.graph.aget_state(config)
+    asked = [m.content for m in state.values["messages"] if isinstance(m, HumanMessage)]
+    kept = [PARAPHRASE] if recorded else []
+    assert asked == [*kept, "And what bedding do they need?"]
+    assert [turn.question for turn in docent.services.records.turns(served.thread_id)] == asked
+
+
 async def test_a_streamed_paraphrase_is_served_from_the_cache_in_one_token(
     docent: Docent, scripted_openai: tuple[str, ModelScript]
 ) -> None:
