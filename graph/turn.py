@@ -37,6 +37,7 @@ from core.types import (
 from graph.build import DocentGraph
 from graph.multitask import TurnGate
 from graph.state import InputState
+from nodes.persist import RECORD_AFTER_KEY, turn_record, write_record
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,6 @@ class _Turn:
 
 TURN_RUN_KEY = "docent_run_id"
 """Checkpoint metadata: the run id of the turn that wrote the checkpoint."""
-
-CACHED_TURN_KEY = "docent_cached"
-"""Checkpoint metadata: true on the one checkpoint of a turn the answer cache served, which counts only once
-that turn's record is written (`_serve_cached`)."""
 
 
 @asynccontextmanager
@@ -89,8 +86,8 @@ async def _atomic_turn(
                 keep = await asyncio.to_thread(records.by_run_id, dead_run) is not None
             if not keep:
                 before = await _undo_dead_turn(graph, thread_id, config, dead_run)
-        elif records is not None and (before.metadata or {}).get(CACHED_TURN_KEY):
-            before = await _checked_cached_turn(graph, thread_id, config, before, records)
+        elif records is not None and (before.metadata or {}).get(RECORD_AFTER_KEY):
+            before = await _checked_recorded_turn(graph, thread_id, config, before, records)
         turn = _Turn(first=not (before.values or {}).get("messages"))
         try:
             yield turn
@@ -131,20 +128,20 @@ async def _undo_dead_turn(
     return await graph.aget_state(config)
 
 
-async def _checked_cached_turn(
+async def _checked_recorded_turn(
     graph: DocentGraph,
     thread_id: str,
     config: RunnableConfig,
     before: StateSnapshot,
     records: TurnRecords,
 ) -> StateSnapshot:
-    """The thread's last turn was served from the answer cache: kept if its record was written, else (its
-    process died between the checkpoint and the record, before it answered) put back to the checkpoint
-    before it, as a turn left part-way is."""
+    """The thread's last turn wrote its checkpoint before its record (`RECORD_AFTER_KEY`): kept if its
+    record was written, else (its process died between the two, before it answered) put back to the
+    checkpoint before it, as a turn left part-way is."""
     named = (before.metadata or {}).get(TURN_RUN_KEY)
     if isinstance(named, str) and await asyncio.to_thread(records.by_run_id, named) is not None:
         return before
-    log.warning("thread %s: undoing a cached turn its process left unrecorded", thread_id)
+    log.warning("thread %s: undoing a turn its process left unrecorded", thread_id)
     await _roll_back(graph, thread_id, before.parent_config or {})
     return await graph.aget_state(config)
 
@@ -200,12 +197,13 @@ async def run_turn(
     knobs = context or DocentContext()
     started = time.perf_counter()
     early = lookup or _own_lookup(cache, message, knobs, thread_id, history)
-    async with _atomic_turn(graph, thread, gate, str(run), _records(records, cache)) as turn:
+    kept = _records(records, cache)
+    async with _atomic_turn(graph, thread, gate, str(run), kept) as turn:
         probe = await _cache_probe(cache, turn, message, knobs, history, early)
         if cache is not None and probe is not None and probe.hit is not None:
             served = await _serve_cached(graph, cache, probe, message, thread, str(run), turn, started)
             return TurnResult(run_id=str(run), output=served)
-        parts = _graph_parts(graph, _input(message, history), config, knobs, turn, modes=("values",))
+        parts = _graph_parts(graph, _input(message, history), config, knobs, turn, kept, modes=("values",))
         async for _mode, values in parts:
             result = values
     output = turn_output(thread, result)
@@ -279,7 +277,8 @@ async def _serve_cached(
     started: float,
 ) -> TurnOutput:
     """A cache hit as a turn of record, without the graph's nodes: one checkpoint holds the finished turn (the
-    question and the stored answer, marked `CACHED_TURN_KEY`), then the record is written. A process killed
+    question and the stored answer, marked `RECORD_AFTER_KEY`), then the record is written, as a graph turn
+    does. A process killed
     between the two leaves a marked checkpoint without its record, which the thread's next turn undoes
     (`_atomic_turn`); the caller got no answer. The answer cost nothing: no usage, cost 0."""
     assert probe.hit is not None
@@ -288,7 +287,7 @@ async def _serve_cached(
     answer = cast(AnswerFields, {**stored, "usage": None, "cost": 0.0})
     config: RunnableConfig = {
         "configurable": {"thread_id": thread},
-        "metadata": {TURN_RUN_KEY: run_id, CACHED_TURN_KEY: True},
+        "metadata": {TURN_RUN_KEY: run_id, RECORD_AFTER_KEY: True},
     }
     reply = AIMessage(content=answer["answer"], response_metadata={"model": answer["model"], "cached": True})
     values: dict[str, Any] = {
@@ -405,12 +404,13 @@ async def stream_turn(
     thread = thread_id or new_thread_id()
     knobs = context or DocentContext()
     early = lookup or _own_lookup(cache, message, knobs, thread_id, history)
-    async with _atomic_turn(graph, thread, gate, records=_records(records, cache)) as turn:
+    kept = _records(records, cache)
+    async with _atomic_turn(graph, thread, gate, records=kept) as turn:
         probe = await _cache_probe(cache, turn, message, knobs, history, early)
         if cache is not None and probe is not None and probe.hit is not None:
             events = _cached_events(graph, cache, probe, message, thread, turn)
         else:
-            events = _stream_events(graph, message, thread, context, history, turn, guard)
+            events = _stream_events(graph, message, thread, context, history, turn, kept, guard)
         # Closing `events` first stops the graph, then the rollback (if any) runs on a quiet thread.
         async with aclosing(events):
             async for event in events:
@@ -426,6 +426,7 @@ async def _stream_events(
     context: DocentContext | None,
     history: Sequence[PriorMessage] | None,
     turn: _Turn,
+    records: TurnRecords | None,
     guard: OutputGuard | None = None,
 ) -> AsyncGenerator[TurnEvent, None]:
     clock = _TurnClock(start=time.perf_counter())
@@ -440,7 +441,7 @@ async def _stream_events(
     streamed = failed = False
     review = StreamReview(guard) if guard is not None and guard.active else None
     async for mode, payload in _graph_parts(
-        graph, _input(message, history), config, context or DocentContext(), turn
+        graph, _input(message, history), config, context or DocentContext(), turn, records
     ):
         if mode == "messages":
             chunk, meta = payload
@@ -491,34 +492,50 @@ async def _graph_parts(
     config: RunnableConfig,
     context: DocentContext,
     turn: _Turn,
+    records: TurnRecords | None,
     modes: Sequence[str] = ("updates", "messages", "custom", "tasks"),
 ) -> AsyncIterator[tuple[str, Any]]:
     """graph.astream run in its own task. However the consumer is stopped (a plain task cancel, or an anyio
     cancel scope as sse-starlette uses, which LangGraph would wait out), the graph task is cancelled and
-    awaited, so the model's stream is closed before this returns; except once the persist node has started:
-    the turn is then answered, and the graph is let finish (a record and its checkpoint, both or neither).
-    """
+    awaited, so the model's stream is closed before this returns; except once the turn's record is being
+    written: the turn is then answered, and is let finish (a record and its checkpoint, both or neither).
+
+    With `records`, one run, checkpointed once as it ends ("exit" durability, the checkpoint marked
+    `RECORD_AFTER_KEY`), then the record is written here: a process killed between the two leaves a marked
+    checkpoint without its record, which the thread's next turn undoes (`_atomic_turn`). Without them, two
+    runs, each checkpointed once as it ends: the first stops before persist, with the answer in its
+    checkpoint; the second runs persist, which writes the record, and checkpoints the finished turn."""
     parts: asyncio.Queue[tuple[str, Any] | BaseException | None] = asyncio.Queue()
-    # Two runs, each checkpointed once, when it exits ("exit" durability): the first stops before persist,
-    # with the answer in its checkpoint; the second runs persist, which writes the record, and checkpoints the
-    # finished turn. A process killed after the record is written so loses neither, as with a checkpoint per
-    # step ("sync"), for two checkpoint writes a turn instead of six and their writes.
-    runs: tuple[tuple[InputState | None, dict[str, Any]], ...] = (
-        (state, {"interrupt_before": list(ANSWERED)}),
-        (None, {}),
-    )
+    runs: tuple[tuple[InputState | None, dict[str, Any]], ...]
+    if records is not None:
+        metadata = {**config.get("metadata", {}), RECORD_AFTER_KEY: True}
+        config = {**config, "metadata": metadata}
+        runs = ((state, {}),)
+    else:
+        runs = ((state, {"interrupt_before": list(ANSWERED)}), (None, {}))
+    streamed = list(modes) if "values" in modes or records is None else [*modes, "values"]
 
     async def produce() -> None:
         try:
+            final: dict[str, Any] = {}
             for given, options in runs:
                 if given is None:
                     turn.persisting = True
                 stream = graph.astream(  # type: ignore[call-overload]
-                    given, config, context=context, stream_mode=list(modes), durability="exit", **options
+                    given, config, context=context, stream_mode=streamed, durability="exit", **options
                 )
                 async for part in cast(AsyncIterator[tuple[str, Any]], stream):
+                    if part[0] == "values":
+                        final = part[1]
+                        if "values" not in modes:
+                            continue
                     if not _is_interrupt(part):
                         parts.put_nowait(part)
+            if records is not None:
+                turn.persisting = True
+                thread = str(config.get("configurable", {}).get("thread_id", ""))
+                run = config.get("run_id")
+                await write_record(records, turn_record(final, thread, str(run) if run else None))
             turn.finished = True
             parts.put_nowait(None)
         except Exception as exc:  # handed to the consumer, who raises it

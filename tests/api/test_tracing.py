@@ -48,6 +48,8 @@ class ReceivedSpan:
     attributes: dict[str, Any]
     events: list[tuple[str, dict[str, Any]]]
     service: str
+    start_ns: int
+    end_ns: int
 
 
 @dataclass
@@ -101,6 +103,8 @@ def _flattened(exported: ExportTraceServiceRequest) -> Iterator[ReceivedSpan]:
                     attributes={a.key: _value(a.value) for a in span.attributes},
                     events=[(e.name, {a.key: _value(a.value) for a in e.attributes}) for e in span.events],
                     service=str(resource.get("service.name")),
+                    start_ns=span.start_time_unix_nano,
+                    end_ns=span.end_time_unix_nano,
                 )
 
 
@@ -186,13 +190,17 @@ def test_one_request_is_one_trace_under_the_clients_traceparent(traced: Traced) 
     assert "retrieve" in under["chroma query"] and "retrieve" in under["bm25 query"]
     assert "retrieve" in under["chroma get"]
     assert {"retrieve", "extractive answer"} <= under["embed"]  # the query; the answer's sentences
-    assert "summarize" in under["extractive answer"] and "persist" in under["records add_turn"]
+    assert "summarize" in under["extractive answer"]
+    # The record is written once the run's checkpoint is: after the persist node, under the route's span.
+    (record,) = named(spans, "records add_turn")
+    assert record.parent_id == root.span_id
+    assert record.start_ns >= max(s.end_ns for s in named(spans, "persist"))
     (query,) = [s for s in named(spans, "chroma query") if "retrieve" in ancestors(s, by_id)]
     assert query.attributes["db.system.name"] == "chromadb"
     assert named(spans, "bm25 query")[0].attributes["db.system.name"] == "sqlite"
     embed = next(s for s in named(spans, "embed") if "retrieve" in ancestors(s, by_id))
     assert embed.attributes["docent.embedder.model"].startswith("sentence-transformers/all-MiniLM-L6-v2")
-    assert named(spans, "records add_turn")[0].attributes["docent.thread_id"]
+    assert record.attributes["docent.thread_id"]
 
 
 def test_the_model_call_carries_its_model_tokens_and_retries(traced: Traced) -> None:

@@ -19,6 +19,7 @@ from core.types import ANSWER_FIELDS, AnswerFields, DocentContext
 from graph.build import DocentGraph, build_graph
 from graph.state import InputState
 from graph.turn import TURN_RUN_KEY, run_turn, stream_turn
+from nodes.persist import RECORD_AFTER_KEY
 from nodes.retrieve import build_search_query, is_follow_up
 
 
@@ -203,6 +204,41 @@ async def test_a_turn_that_died_at_persist_is_kept_only_if_its_record_was_writte
         *kept,
         "What temperature should a hot compost pile reach?",
     ]
+    assert [turn.question for turn in records.turns(thread)] == _asked(state.values)
+
+
+async def test_a_turn_with_records_is_one_checkpoint_then_its_record(
+    graph: DocentGraph, sample_services: Services
+) -> None:
+    records = sample_services.records
+    result = await run_turn(graph, "How often should it be turned?", thread_id="one", records=records)
+    config: RunnableConfig = {"configurable": {"thread_id": "one"}}
+    [checkpoint] = [snapshot async for snapshot in graph.aget_state_history(config)]
+    assert not checkpoint.next and (checkpoint.metadata or {}).get(RECORD_AFTER_KEY) is True
+    assert (checkpoint.metadata or {}).get(TURN_RUN_KEY) == result.run_id
+    [record] = records.turns("one")
+    assert record.run_id == result.run_id and record.answer["answer"] == result.output["answer"]
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+async def test_a_turn_killed_between_its_checkpoint_and_its_record_is_undone_by_the_next_turn(
+    graph: DocentGraph, sample_services: Services, monkeypatch: pytest.MonkeyPatch, recorded: bool
+) -> None:
+    records = sample_services.records
+    thread = uuid.uuid4().hex
+    await run_turn(graph, "How often should it be turned?", thread_id=thread, records=records)
+    if not recorded:  # as a process killed after the turn's checkpoint, before its record
+        monkeypatch.setattr(records, "add_turn", lambda record: None)
+    await run_turn(graph, "How much do red wigglers eat per day?", thread_id=thread, records=records)
+    monkeypatch.undo()
+    config: RunnableConfig = {"configurable": {"thread_id": thread}}
+    assert len(_asked((await graph.aget_state(config)).values)) == 2
+
+    await run_turn(graph, "What is bokashi?", thread_id=thread, records=records)
+
+    state = await graph.aget_state(config)
+    kept = ["How much do red wigglers eat per day?"] if recorded else []
+    assert _asked(state.values) == ["How often should it be turned?", *kept, "What is bokashi?"]
     assert [turn.question for turn in records.turns(thread)] == _asked(state.values)
 
 
