@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
 
 import anyio
@@ -21,6 +21,7 @@ from langgraph.types import StateSnapshot
 
 from core.answering.cache import AnswerCache, CacheProbe
 from core.answering.output_guard import OutputGuard, StreamReview, withheld
+from core.storage.keys import Principal
 from core.storage.records import TurnRecord, TurnRecords
 from core.types import (
     ANSWER_FIELDS,
@@ -48,11 +49,20 @@ TurnEvent = tuple[EventName, dict[str, Any]]
 @dataclass
 class _Turn:
     persisting: bool = False
-    """The persist node has started: the turn is answered and is let finish, whatever its caller does."""
+    """The turn's record is being written (or, in two runs, the persist node has started): the turn is
+    answered and is let finish, whatever its caller does."""
     finished: bool = False
     """The graph ran to its end: the turn is recorded and checkpointed."""
     first: bool = False
     """The thread held no messages when the turn began: a first turn, which the answer cache may serve."""
+    owner: Principal | None = None
+    """Whom a thread made for this turn is claimed for, in the transaction of the turn's record."""
+
+    def record(self, record: TurnRecord) -> TurnRecord:
+        """`record`, carrying the claim of a thread made for this turn."""
+        if self.owner is None:
+            return record
+        return replace(record, owner=self.owner.id, workspace=self.owner.workspace)
 
 
 TURN_RUN_KEY = "docent_run_id"
@@ -66,36 +76,51 @@ async def _atomic_turn(
     gate: TurnGate | None,
     run_id: str | None = None,
     records: TurnRecords | None = None,
+    fresh: bool = False,
+    owner: Principal | None = None,
 ) -> AsyncIterator[_Turn]:
     """Run the block as the thread's only turn; if it fails or is cancelled before the graph finished, put the
     thread's checkpoint back to where it was, so a turn that was not answered leaves nothing behind (not even
-    its question).
-
-    A turn left part-way by a dead process is undone first. One left at `persist` (answered) is kept only if
-    its record was written (`records`; without them, it is kept), and never when this run is that same run
-    again (`run_id`: an idempotent retry, which runs only when the first run's record was not found): the
-    thread's checkpoint and its records hold the same turns, and no question is asked twice."""
+    its question). A turn left part-way by a dead process is undone first (`_recovered`). `fresh`: the
+    thread was made for this turn (a new random id), so it has no checkpoint to read; `owner`: whom it is
+    claimed for, with the turn's record."""
     async with gate.turn(thread_id) if gate is not None else nullcontext():
-        config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
-        before = await graph.aget_state(config)
-        if before.next:
-            named = (before.metadata or {}).get(TURN_RUN_KEY)
-            dead_run = named if isinstance(named, str) else None
-            keep = tuple(before.next) == ANSWERED and dead_run != run_id
-            if keep and records is not None and dead_run is not None:
-                keep = await asyncio.to_thread(records.by_run_id, dead_run) is not None
-            if not keep:
-                before = await _undo_dead_turn(graph, thread_id, config, dead_run)
-        elif records is not None and (before.metadata or {}).get(RECORD_AFTER_KEY):
-            before = await _checked_recorded_turn(graph, thread_id, config, before, records)
-        turn = _Turn(first=not (before.values or {}).get("messages"))
+        back: RunnableConfig = {}
+        turn = _Turn(first=True, owner=owner if fresh else None)
+        if not fresh:
+            before = await _recovered(graph, thread_id, run_id, records)
+            back, turn.first = before.config, not (before.values or {}).get("messages")
         try:
             yield turn
         except BaseException:
             if not turn.finished:
                 with anyio.CancelScope(shield=True):
-                    await _roll_back(graph, thread_id, before.config)
+                    await _roll_back(graph, thread_id, back)
             raise
+
+
+async def _recovered(
+    graph: DocentGraph, thread_id: str, run_id: str | None, records: TurnRecords | None
+) -> StateSnapshot:
+    """The thread's state, once a turn a dead process left part-way is undone. One left at `persist`
+    (answered) is kept only if its record was written (`records`; without them, it is kept), and never when
+    this run is that same run again (`run_id`: an idempotent retry, which runs only when the first run's
+    record was not found); one checkpointed before its record (`RECORD_AFTER_KEY`) is kept only if that
+    record was written. So the thread's checkpoint and its records hold the same turns, and no question is
+    asked twice."""
+    config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+    before = await graph.aget_state(config)
+    if before.next:
+        named = (before.metadata or {}).get(TURN_RUN_KEY)
+        dead_run = named if isinstance(named, str) else None
+        keep = tuple(before.next) == ANSWERED and dead_run != run_id
+        if keep and records is not None and dead_run is not None:
+            keep = await asyncio.to_thread(records.by_run_id, dead_run) is not None
+        if not keep:
+            return await _undo_dead_turn(graph, thread_id, config, dead_run)
+    elif records is not None and (before.metadata or {}).get(RECORD_AFTER_KEY):
+        return await _checked_recorded_turn(graph, thread_id, config, before, records)
+    return before
 
 
 async def _roll_back(graph: DocentGraph, thread_id: str, before: RunnableConfig) -> None:
@@ -175,6 +200,7 @@ async def run_turn(
     cache: AnswerCache | None = None,
     records: TurnRecords | None = None,
     lookup: asyncio.Future[CacheProbe] | None = None,
+    owner: Principal | None = None,
 ) -> TurnResult:
     """Ask one question on a thread (a new thread when none is given) and wait for the answer. `history`
     (a client-held conversation) goes before the question; give it only for a new thread. `gate`: one turn at
@@ -184,7 +210,8 @@ async def run_turn(
     served, without the graph's nodes). `records`: the turn records (Services.records), so that a turn a dead
     process left answered but unrecorded is undone, not kept under this one. `lookup`: the cache's lookup
     of the question, begun by the caller (`begin_lookup`) for a thread it made for this turn; begun here
-    when no thread is given.
+    when no thread is given. `owner`: with no thread given, the key the new thread is claimed for, in the
+    transaction of the turn's record (with `records`, or the cache's).
     """
     thread = thread_id or new_thread_id()
     run = uuid.UUID(run_id) if run_id else uuid.uuid4()
@@ -198,7 +225,8 @@ async def run_turn(
     started = time.perf_counter()
     early = lookup or _own_lookup(cache, message, knobs, thread_id, history)
     kept = _records(records, cache)
-    async with _atomic_turn(graph, thread, gate, str(run), kept) as turn:
+    fresh = thread_id is None
+    async with _atomic_turn(graph, thread, gate, str(run), kept, fresh, owner) as turn:
         probe = await _cache_probe(cache, turn, message, knobs, history, early)
         if cache is not None and probe is not None and probe.hit is not None:
             served = await _serve_cached(graph, cache, probe, message, thread, str(run), turn, started)
@@ -309,7 +337,7 @@ async def _serve_cached(
         answer=cast(AnswerFields, {**answer, "cached": True}),
         latency_ms=round((time.perf_counter() - started) * 1000, 2),
     )
-    await asyncio.to_thread(cache.records.add_turn, record)
+    await asyncio.to_thread(cache.records.add_turn, turn.record(record))
     turn.finished = True
     return cast(TurnOutput, {**turn_output(thread, dict(answer)), "cached": True})
 
@@ -388,6 +416,7 @@ async def stream_turn(
     cache: AnswerCache | None = None,
     records: TurnRecords | None = None,
     lookup: asyncio.Future[CacheProbe] | None = None,
+    owner: Principal | None = None,
 ) -> AsyncIterator[TurnEvent]:
     """One turn as events: `metadata`, `sources` (before any token), `token`s from the summarize node,
     `error` if the model failed mid-stream, and `end` once the turn is recorded. `end.answer` is the answer of
@@ -399,13 +428,14 @@ async def stream_turn(
     (Services.output_guard): tokens are reviewed before they are sent, and a stream that trips a blocked
     pattern sends no more of them and ends with an `error` (reason `output_blocked`) and the withheld answer
     in `end`. `cache`: as for `run_turn`; a hit streams the stored answer as one `token`. `records`: as for
-    `run_turn`. `lookup`: as for `run_turn`.
+    `run_turn`. `lookup`, `owner`: as for `run_turn`.
     """
     thread = thread_id or new_thread_id()
     knobs = context or DocentContext()
     early = lookup or _own_lookup(cache, message, knobs, thread_id, history)
     kept = _records(records, cache)
-    async with _atomic_turn(graph, thread, gate, records=kept) as turn:
+    fresh = thread_id is None
+    async with _atomic_turn(graph, thread, gate, records=kept, fresh=fresh, owner=owner) as turn:
         probe = await _cache_probe(cache, turn, message, knobs, history, early)
         if cache is not None and probe is not None and probe.hit is not None:
             events = _cached_events(graph, cache, probe, message, thread, turn)
@@ -535,7 +565,8 @@ async def _graph_parts(
                 turn.persisting = True
                 thread = str(config.get("configurable", {}).get("thread_id", ""))
                 run = config.get("run_id")
-                await write_record(records, turn_record(final, thread, str(run) if run else None))
+                record = turn_record(final, thread, str(run) if run else None)
+                await write_record(records, turn.record(record))
             turn.finished = True
             parts.put_nowait(None)
         except Exception as exc:  # handed to the consumer, who raises it

@@ -64,6 +64,7 @@ async def answer(
         cache=docent.services.answer_cache,
         records=docent.services.records,
         lookup=lookup,
+        owner=caller,
     )
     return InvokeResponse.model_validate(result.response())
 

@@ -286,6 +286,7 @@ async def _complete(
                 cache=services.answer_cache,
                 records=services.records,
                 lookup=lookup,
+                owner=caller,
             )
         )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -300,6 +301,7 @@ async def _complete(
         cache=services.answer_cache,
         records=services.records,
         lookup=lookup,
+        owner=caller,
     )
     return EventSourceResponse(
         _chunks(events, include_usage, body.model), headers=STREAM_HEADERS, ping=15, sep="\n"

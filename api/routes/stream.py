@@ -80,11 +80,13 @@ event: end
 
 
 class CheckedTurn(NamedTuple):
-    """A streamed turn let through: its thread (owned by the caller), run context and, on a thread made
-    for it, the answer cache's lookup already under way (graph.turn.begin_lookup)."""
+    """A streamed turn let through: its thread (owned by the caller; None: the turn makes one, claimed for
+    `owner`), run context and, on a thread made for it, the answer cache's lookup already under way
+    (graph.turn.begin_lookup)."""
 
-    thread: str
+    thread: str | None
     context: DocentContext
+    owner: Principal
     lookup: asyncio.Future[CacheProbe] | None = None
 
 
@@ -106,6 +108,7 @@ async def turn_events(
             cache=docent.services.answer_cache,
             records=docent.services.records,
             lookup=checked.lookup,
+            owner=checked.owner,
         ):
             yield name, data
     except (CollectionError, ThreadBusyError) as exc:
@@ -184,7 +187,7 @@ async def checked_turn(
     check_question(request, body.input.message, knobs)
     context = await turn_context(services, caller, body.run_context())
     thread, lookup = await thread_and_lookup(services, caller, knobs.thread_id, body.input.message, context)
-    return CheckedTurn(thread, context, lookup)
+    return CheckedTurn(thread, context, caller, lookup)
 
 
 @router.post(

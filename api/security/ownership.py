@@ -45,12 +45,15 @@ async def thread_and_lookup(
     question: str,
     context: DocentContext,
     history: Sequence[PriorMessage] | None = None,
-) -> tuple[str, asyncio.Future[CacheProbe] | None]:
-    """`thread_for_turn`, and for a thread made for this turn (whose turn is certainly a first one) the
-    answer cache's lookup of the question, begun before the claim is written so that the two run at once;
-    give it to run_turn or stream_turn as `lookup`."""
-    lookup = begin_lookup(services.answer_cache, question, context, history) if thread_id is None else None
-    return await thread_for_turn(services.records, principal, thread_id), lookup
+) -> tuple[str | None, asyncio.Future[CacheProbe] | None]:
+    """The thread a turn runs on, and for a turn that makes its own (whose turn is certainly a first one)
+    the answer cache's lookup of the question, begun now; give both to run_turn or stream_turn (`thread_id`,
+    `lookup`), with the caller as `owner`. A given id is claimed for the caller here, or is a 404
+    (`thread_for_turn`); no id stays None: the turn makes a new thread, which is claimed for `owner` in the
+    same transaction as the turn's record (one write fewer; nobody else can know the id before)."""
+    if thread_id is not None:
+        return await thread_for_turn(services.records, principal, thread_id), None
+    return None, begin_lookup(services.answer_cache, question, context, history)
 
 
 async def owned_thread(records: TurnRecords, principal: Principal, thread_id: str) -> ThreadInfo:

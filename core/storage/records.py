@@ -46,6 +46,10 @@ class TurnRecord:
     latency_ms: float
     run_id: str | None = None
     created_at: str = field(default_factory=_now)
+    owner: str = NO_OWNER
+    """Whose thread it is when this record is the thread's first (a thread made for the turn is claimed in
+    the record's transaction); ownerless by default."""
+    workspace: str = DEFAULT_WORKSPACE
 
 
 _INSERT_TURN = turns.insert()
@@ -60,7 +64,7 @@ class TurnRecords:
         self._engine = engine
 
     def add_turn(self, record: TurnRecord) -> None:
-        """Store one turn durably; a thread first seen here is recorded as ownerless."""
+        """Store one turn durably; a thread first seen here is recorded as the record's owner's."""
         answer = record.answer
         usage = answer["usage"]
         row = {
@@ -87,7 +91,12 @@ class TurnRecords:
         with self._engine.begin() as connection:
             connection.execute(
                 insert_or_ignore(connection, threads),
-                {"id": record.thread_id, "owner": NO_OWNER, "created_at": record.created_at},
+                {
+                    "id": record.thread_id,
+                    "owner": record.owner,
+                    "created_at": record.created_at,
+                    "workspace": record.workspace,
+                },
             )
             connection.execute(_INSERT_TURN, row)
 

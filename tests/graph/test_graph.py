@@ -14,6 +14,7 @@ from core.answering.extractive import NO_ANSWER
 from core.answering.providers import UnknownModelError
 from core.services import Services
 from core.storage.checkpoints import open_checkpointer
+from core.storage.keys import Principal
 from core.storage.records import TurnRecord
 from core.types import ANSWER_FIELDS, AnswerFields, DocentContext
 from graph.build import DocentGraph, build_graph
@@ -240,6 +241,26 @@ async def test_a_turn_killed_between_its_checkpoint_and_its_record_is_undone_by_
     kept = ["How much do red wigglers eat per day?"] if recorded else []
     assert _asked(state.values) == ["How often should it be turned?", *kept, "What is bokashi?"]
     assert [turn.question for turn in records.turns(thread)] == _asked(state.values)
+
+
+async def test_a_thread_made_for_a_turn_is_claimed_with_its_record_and_left_nowhere_when_it_fails(
+    graph: DocentGraph, sample_services: Services
+) -> None:
+    records = sample_services.records
+    owner = Principal(id="key-1", name="one", workspace="team-a", scopes=frozenset({"query"}))
+    result = await run_turn(graph, "What is bokashi?", records=records, owner=owner)
+    info = records.thread(result.thread_id)
+    assert info is not None and (info.owner, info.workspace) == ("key-1", "team-a")
+    with pytest.raises(UnknownModelError):
+        await run_turn(
+            graph, "What is bokashi?", context=DocentContext(model="gpt-x"), records=records, owner=owner
+        )
+    threads, total = records.threads("key-1", limit=10, offset=0, workspace="team-a")
+    assert total == 1 and [t.id for t in threads] == [result.thread_id]  # the failed turn left no thread
+    # A given thread is the caller's to claim first (the routes do): the owner is not applied to it.
+    await run_turn(graph, "What is bokashi?", thread_id="given", records=records, owner=owner)
+    given = records.thread("given")
+    assert given is not None and given.owner != "key-1"
 
 
 async def test_a_streamed_turn_names_its_run_in_its_checkpoints(graph: DocentGraph) -> None:
