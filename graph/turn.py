@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
 import anyio
@@ -21,6 +21,7 @@ from langgraph.types import StateSnapshot
 
 from core.answering.cache import AnswerCache, CacheProbe
 from core.answering.output_guard import OutputGuard, StreamReview, withheld
+from core.errors import unavailable
 from core.storage.keys import Principal
 from core.storage.records import TurnRecord, TurnRecords
 from core.types import (
@@ -57,6 +58,8 @@ class _Turn:
     """The thread held no messages when the turn began: a first turn, which the answer cache may serve."""
     owner: Principal | None = None
     """Whom a thread made for this turn is claimed for, in the transaction of the turn's record."""
+    values: dict[str, Any] = field(default_factory=dict)
+    """What this turn's nodes wrote, merged in order (its question, passages and answer)."""
 
     def record(self, record: TurnRecord) -> TurnRecord:
         """`record`, carrying the claim of a thread made for this turn."""
@@ -92,11 +95,20 @@ async def _atomic_turn(
             back, turn.first = before.config, not (before.values or {}).get("messages")
         try:
             yield turn
-        except BaseException:
-            if not turn.finished:
+        except BaseException as exc:
+            if not turn.finished and not (fresh and _database_down(exc)):
                 with anyio.CancelScope(shield=True):
                     await _roll_back(graph, thread_id, back)
             raise
+
+
+def _database_down(exc: BaseException) -> bool:
+    """The turn failed because the database cannot be reached. A thread made for the turn is then not rolled
+    back (which would wait out the pool's timeout again before the caller hears of it): its checkpoint was
+    not written, or (the database lost after it) is marked as unrecorded, under an id nobody was given a
+    claim to, and undone by any next turn on it (`_recovered`)."""
+    down = unavailable(exc)
+    return down is not None and down.dependency == "database"
 
 
 async def _recovered(
@@ -220,7 +232,6 @@ async def run_turn(
         "run_id": run,
         "metadata": {TURN_RUN_KEY: str(run)},  # kept in each checkpoint's metadata
     }
-    result: dict[str, Any] = {}
     knobs = context or DocentContext()
     started = time.perf_counter()
     early = lookup or _own_lookup(cache, message, knobs, thread_id, history)
@@ -231,10 +242,9 @@ async def run_turn(
         if cache is not None and probe is not None and probe.hit is not None:
             served = await _serve_cached(graph, cache, probe, message, thread, str(run), turn, started)
             return TurnResult(run_id=str(run), output=served)
-        parts = _graph_parts(graph, _input(message, history), config, knobs, turn, kept, modes=("values",))
-        async for _mode, values in parts:
-            result = values
-    output = turn_output(thread, result)
+        async for _part in _graph_parts(graph, _input(message, history), config, knobs, turn, kept, ()):
+            pass
+    output = turn_output(thread, turn.values)
     await _remember(cache, probe, message, output)
     return TurnResult(run_id=str(run), output=output)
 
@@ -534,7 +544,10 @@ async def _graph_parts(
     `RECORD_AFTER_KEY`), then the record is written here: a process killed between the two leaves a marked
     checkpoint without its record, which the thread's next turn undoes (`_atomic_turn`). Without them, two
     runs, each checkpointed once as it ends: the first stops before persist, with the answer in its
-    checkpoint; the second runs persist, which writes the record, and checkpoints the finished turn."""
+    checkpoint; the second runs persist, which writes the record, and checkpoints the finished turn.
+    `modes`: the stream parts handed on; whatever they are, the nodes' updates are merged into
+    `turn.values` (the turn's output and record are made from them, not from a copy of the whole state
+    after every step)."""
     parts: asyncio.Queue[tuple[str, Any] | BaseException | None] = asyncio.Queue()
     runs: tuple[tuple[InputState | None, dict[str, Any]], ...]
     if records is not None:
@@ -543,11 +556,10 @@ async def _graph_parts(
         runs = ((state, {}),)
     else:
         runs = ((state, {"interrupt_before": list(ANSWERED)}), (None, {}))
-    streamed = list(modes) if "values" in modes or records is None else [*modes, "values"]
+    streamed = list(modes) if "updates" in modes else [*modes, "updates"]
 
     async def produce() -> None:
         try:
-            final: dict[str, Any] = {}
             for given, options in runs:
                 if given is None:
                     turn.persisting = True
@@ -555,17 +567,20 @@ async def _graph_parts(
                     given, config, context=context, stream_mode=streamed, durability="exit", **options
                 )
                 async for part in cast(AsyncIterator[tuple[str, Any]], stream):
-                    if part[0] == "values":
-                        final = part[1]
-                        if "values" not in modes:
+                    if _is_interrupt(part):
+                        continue
+                    if part[0] == "updates":
+                        for update in part[1].values():
+                            if isinstance(update, dict):
+                                turn.values.update(update)
+                        if "updates" not in modes:
                             continue
-                    if not _is_interrupt(part):
-                        parts.put_nowait(part)
+                    parts.put_nowait(part)
             if records is not None:
                 turn.persisting = True
                 thread = str(config.get("configurable", {}).get("thread_id", ""))
                 run = config.get("run_id")
-                record = turn_record(final, thread, str(run) if run else None)
+                record = turn_record(turn.values, thread, str(run) if run else None)
                 await write_record(records, turn.record(record))
             turn.finished = True
             parts.put_nowait(None)

@@ -24,6 +24,10 @@ pytestmark = pytest.mark.cluster
 
 QUESTION = "What temperature should a hot compost pile reach?"
 PROMPT_S = 10.0
+HEAL_S = 30.0
+"""How soon /ready is 200 again once the service is back: psycopg's pool retries its connections with an
+exponential backoff (1, 2, 4, 8 s, ...), so after a PostgreSQL outage that requests kept asking for, its next
+attempt may come some seconds after the restart."""
 """An outage must be reported within this (the probes' and drivers' deadlines are a few seconds)."""
 
 
@@ -123,8 +127,12 @@ def assert_down(base: str, dependency: str, checks: set[str]) -> None:
 
 
 def assert_up(base: str, *, answered: bool = True) -> None:
-    """Ready again and answering, in the same process."""
+    """Ready again (within HEAL_S) and answering, in the same process."""
+    deadline = time.monotonic() + HEAL_S
     ready = httpx.get(f"{base}/ready", timeout=30)
+    while ready.status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        ready = httpx.get(f"{base}/ready", timeout=30)
     assert ready.status_code == 200, ready.text
     reply = invoke(base)
     assert reply.status_code == 200, reply.text
