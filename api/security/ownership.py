@@ -49,11 +49,14 @@ async def thread_and_lookup(
     """The thread a turn runs on, and for a turn that makes its own (whose turn is certainly a first one)
     the answer cache's lookup of the question, begun now; give both to run_turn or stream_turn (`thread_id`,
     `lookup`), with the caller as `owner`. A given id is claimed for the caller here, or is a 404
-    (`thread_for_turn`); no id stays None: the turn makes a new thread, which is claimed for `owner` in the
-    same transaction as the turn's record (one write fewer; nobody else can know the id before)."""
-    if thread_id is not None:
-        return await thread_for_turn(services.records, principal, thread_id), None
-    return None, begin_lookup(services.answer_cache, question, context, history)
+    (`thread_for_turn`). Embedded, no id stays None: the turn makes a new thread, which is claimed for `owner`
+    in the same transaction as the turn's record (one write fewer; nobody else can know the id before). In
+    server mode a new thread is claimed here first, as a given one is: that write fails at once when
+    PostgreSQL is down, where the turn's first database call (its checkpoint) would wait out the pool."""
+    lookup = begin_lookup(services.answer_cache, question, context, history) if thread_id is None else None
+    if thread_id is None and not services.settings.server_mode:
+        return None, lookup
+    return await thread_for_turn(services.records, principal, thread_id), lookup
 
 
 async def owned_thread(records: TurnRecords, principal: Principal, thread_id: str) -> ThreadInfo:
