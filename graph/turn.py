@@ -316,9 +316,8 @@ async def _serve_cached(
 ) -> TurnOutput:
     """A cache hit as a turn of record, without the graph's nodes: one checkpoint holds the finished turn (the
     question and the stored answer, marked `RECORD_AFTER_KEY`), then the record is written, as a graph turn
-    does. A process killed
-    between the two leaves a marked checkpoint without its record, which the thread's next turn undoes
-    (`_atomic_turn`); the caller got no answer. The answer cost nothing: no usage, cost 0."""
+    does. A process killed between the two leaves a marked checkpoint without its record, which the thread's
+    next turn undoes (`_atomic_turn`); the caller got no answer. The answer cost nothing: no usage, cost 0."""
     assert probe.hit is not None
     question = message.strip()
     stored = {name: probe.hit.answer.get(name) for name in ANSWER_FIELDS if name != "cached"}
@@ -347,7 +346,7 @@ async def _serve_cached(
         answer=cast(AnswerFields, {**answer, "cached": True}),
         latency_ms=round((time.perf_counter() - started) * 1000, 2),
     )
-    await asyncio.to_thread(cache.records.add_turn, turn.record(record))
+    await write_record(cache.records, turn.record(record))
     turn.finished = True
     return cast(TurnOutput, {**turn_output(thread, dict(answer)), "cached": True})
 
